@@ -1,0 +1,59 @@
+"""Settings, read from environment variables only."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get('FENGQIAO_INSTANCE', BASE_DIR / 'instance'))
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.lower() in ('1', 'true', 'yes', 'on')
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once per installation (never in the repo)."""
+    if os.environ.get('SECRET_KEY'):
+        return os.environ['SECRET_KEY']
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE_DIR / 'secret_key'
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Config:
+    """Production-shaped defaults; override through the environment."""
+
+    DATABASE_URL = os.environ.get('DATABASE_URL', f'sqlite:///{INSTANCE_DIR / "fengqiao.db"}')
+    TIMEZONE = os.environ.get('TIMEZONE', 'Asia/Shanghai')
+    #: show demo passwords on the login page
+    DEMO_MODE = _env_bool('FENGQIAO_DEMO', False)
+    BABEL_DEFAULT_LOCALE = 'zh_CN'
+    BABEL_DEFAULT_TIMEZONE = 'Asia/Shanghai'
+    LANGUAGES = ('zh_CN', 'en')
+    WTF_CSRF_TIME_LIMIT = None
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = 'Lax'
+    SESSION_COOKIE_SECURE = _env_bool('SESSION_COOKIE_SECURE', False)
+    MAX_CONTENT_LENGTH = 8 * 1024 * 1024
+    TESTING = False
+
+    def __init__(self) -> None:
+        self.SECRET_KEY = _secret_key()
+
+
+class TestConfig(Config):
+    """For the test suite: a database given by the tests, CSRF on as in production."""
+
+    TESTING = True
+    DEMO_MODE = True
+
+    def __init__(self, database_url: str = 'sqlite://') -> None:
+        self.SECRET_KEY = 'test-only-not-secret'
+        self.DATABASE_URL = database_url

@@ -1,0 +1,97 @@
+"""Declarative base, column types and session factory shared by every model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    'ix': 'ix_%(table_name)s_%(column_0_N_name)s',
+    'uq': 'uq_%(table_name)s_%(column_0_N_name)s',
+    'ck': 'ck_%(table_name)s_%(constraint_name)s',
+    'fk': 'fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s',
+    'pk': 'pk_%(table_name)s',
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and always returned timezone-aware.
+
+    SQLite keeps no zone; PostgreSQL's ``timestamptz`` would. Storing naive UTC on both keeps
+    comparisons and indexes identical across the two databases.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError('naive datetime given to a UTC column')
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    """The one declarative base; its metadata names every constraint the same way on both databases."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: sa.JSON()}
+
+
+def format_repr(obj: object, *attrs: str, **defaults: object) -> str:
+    """Build a ``<Class(a=1, b='x', flag=True)>`` repr.
+
+    :param attrs: attributes always shown
+    :param defaults: attributes shown only when they differ from the given default
+    """
+    parts = [f'{name}={getattr(obj, name)!r}' for name in attrs]
+    parts += [f'{name}={getattr(obj, name)!r}' for name, default in defaults.items()
+              if getattr(obj, name) != default]
+    return f'<{type(obj).__name__}({", ".join(parts)})>'
+
+
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the web server read while the worker writes; busy_timeout turns lock waits into waits,
+    # not immediate "database is locked" errors.
+    cursor.execute('PRAGMA journal_mode=WAL')
+    cursor.execute('PRAGMA foreign_keys=ON')
+    cursor.execute('PRAGMA busy_timeout=10000')
+    cursor.execute('PRAGMA synchronous=NORMAL')
+    cursor.close()
+
+
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """Create the SQLAlchemy engine for ``url`` with the settings each backend needs.
+
+    :param url: a SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``)
+    """
+    if url.startswith('sqlite'):
+        engine = sa.create_engine(url, connect_args={'check_same_thread': False, 'timeout': 10}, **kwargs)
+        event.listen(engine, 'connect', _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def create_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Return a session factory bound to ``engine``; objects stay usable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction for a CLI command or worker job: commit on success, roll back on any error."""
+    with factory() as session, session.begin():
+        yield session

@@ -1,0 +1,91 @@
+"""Cases (案件): what staff and supervisors see, each owning its process instances."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from engine.db import Base, format_repr
+from engine.errors import Conflict
+
+if TYPE_CHECKING:
+    from engine.models.instances import ProcessInstance
+    from engine.models.org_units import OrgUnit
+
+CASE_STATUSES = ('open', 'closed', 'cancelled')
+
+
+class Case(Base):
+    """A case: its number, public code, subject columns and current org unit."""
+
+    __tablename__ = 'cases'
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in CASE_STATUSES)})", name='valid_status'),
+        sa.Index('ix_cases_org_path_created', 'org_path', 'created_dt'),
+    )
+
+    #: primary key
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: human case number, e.g. SJ-2026-000012
+    number: Mapped[str] = mapped_column(sa.String(32), unique=True, nullable=False)
+    #: 一案一码 token for the public progress page; random, not derived from anything personal
+    public_code: Mapped[str] = mapped_column(sa.String(32), unique=True, nullable=False)
+    #: the process key the case was started with
+    kind: Mapped[str] = mapped_column(sa.String(128), index=True, nullable=False)
+    #: short title shown in lists
+    title: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    #: current responsible org unit (changes on a residence change)
+    org_unit_id: Mapped[int] = mapped_column(sa.ForeignKey('org_units.id'), index=True, nullable=False)
+    #: copy of the org unit's path so subtree filters need no join
+    org_path: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    #: open / closed / cancelled — change it only through the transition methods
+    _status: Mapped[str] = mapped_column('status', sa.String(16), nullable=False, default='open')
+    #: 三色 triage colour or risk level (green / yellow / red)
+    risk_colour: Mapped[Optional[str]] = mapped_column(sa.String(16), nullable=True)
+    #: the person concerned (offender, patient)
+    person_name: Mapped[Optional[str]] = mapped_column(sa.String(64), index=True, nullable=True)
+    #: Chinese resident ID number; matched exactly, masked in lists
+    id_number: Mapped[Optional[str]] = mapped_column(sa.String(18), index=True, nullable=True)
+    #: hospital (disputes)
+    hospital: Mapped[Optional[str]] = mapped_column(sa.String(200), nullable=True)
+    #: amount claimed (disputes), never a float
+    claimed_amount: Mapped[Optional[Decimal]] = mapped_column(sa.Numeric(14, 2), nullable=True)
+    #: the date the legal clock starts from (委托函 received, judgment effective, application)
+    start_event_on: Mapped[Optional[date]] = mapped_column(nullable=True)
+    #: the start data as submitted (validated)
+    start_data: Mapped[dict[str, Any]] = mapped_column(nullable=False, default=dict)
+    #: who opened it
+    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
+    #: when it was opened
+    created_dt: Mapped[datetime] = mapped_column(nullable=False)
+    #: when it was closed or cancelled
+    closed_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+
+    org_unit: Mapped[OrgUnit] = relationship()
+    instances: Mapped[list[ProcessInstance]] = relationship(back_populates='case', order_by='ProcessInstance.id')
+
+    @property
+    def status(self) -> str:
+        """open, closed or cancelled."""
+        return self._status
+
+    def close(self, when: datetime) -> None:
+        """Mark the case closed (its lifecycle reached an end event)."""
+        if self._status != 'open':
+            raise Conflict(f'案件 {self.number} 已不是办理中状态')
+        self._status = 'closed'
+        self.closed_dt = when
+
+    def cancel(self, when: datetime) -> None:
+        """Mark the case cancelled."""
+        if self._status != 'open':
+            raise Conflict(f'案件 {self.number} 已不是办理中状态')
+        self._status = 'cancelled'
+        self.closed_dt = when
+
+    def __repr__(self) -> str:
+        return format_repr(self, 'id', 'number', 'kind', status='open')

@@ -1,0 +1,89 @@
+"""Human tasks: one row per READY user task, the table every to-do list reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from engine.db import Base, format_repr
+
+if TYPE_CHECKING:
+    from engine.models.cases import Case
+    from engine.models.instances import ProcessInstance
+    from engine.models.org_units import OrgUnit
+    from engine.models.users import User
+
+TASK_STATUSES = ('open', 'completed', 'cancelled')
+_OPEN = sa.text("status = 'open'")
+
+
+class HumanTask(Base):
+    """A user task waiting for a person, kept in step with the engine in the same transaction."""
+
+    __tablename__ = 'human_tasks'
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in TASK_STATUSES)})", name='valid_status'),
+        sa.UniqueConstraint('instance_id', 'spiff_task_id'),
+        # The to-do views read only open rows: partial indexes keep them small however many are done.
+        sa.Index('ix_human_tasks_open_assignee', 'assignee_id', 'due_dt', 'id',
+                 postgresql_where=_OPEN, sqlite_where=_OPEN),
+        sa.Index('ix_human_tasks_open_group', 'candidate_group', 'org_path', 'due_dt', 'id',
+                 postgresql_where=_OPEN, sqlite_where=_OPEN),
+        sa.Index('ix_human_tasks_open_due', 'due_dt', 'id', postgresql_where=_OPEN, sqlite_where=_OPEN),
+    )
+
+    #: primary key
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: the instance whose engine state holds this task
+    instance_id: Mapped[int] = mapped_column(sa.ForeignKey('process_instances.id'), index=True, nullable=False)
+    #: the case, for listing without a join through the instance
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey('cases.id'), index=True, nullable=False)
+    #: SpiffWorkflow task UUID
+    spiff_task_id: Mapped[str] = mapped_column(sa.String(36), nullable=False)
+    #: BPMN element id of the user task (the stage)
+    bpmn_id: Mapped[str] = mapped_column(sa.String(128), index=True, nullable=False)
+    #: title shown to users
+    title: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    #: the group whose members may claim it (None: only the assignee)
+    candidate_group: Mapped[Optional[str]] = mapped_column(sa.String(64), nullable=True)
+    #: the unit the task is handled at
+    org_unit_id: Mapped[int] = mapped_column(sa.ForeignKey('org_units.id'), index=True, nullable=False)
+    #: copy of the unit's path for subtree filters
+    org_path: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    #: who holds it now
+    assignee_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('users.id'), nullable=True)
+    #: who delegated it and gets it back (delegation)
+    owner_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
+    #: 0 normal, higher is more urgent
+    priority: Mapped[int] = mapped_column(nullable=False, default=0)
+    #: open / completed / cancelled
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default='open')
+    #: camunda:formKey, if the task uses a registered form
+    form_key: Mapped[Optional[str]] = mapped_column(sa.String(128), nullable=True)
+    #: the legal due time
+    due_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    #: how the due time was computed, for "due 2025-10-16: 10 working days from ..."
+    due_rule: Mapped[Optional[dict[str, Any]]] = mapped_column(nullable=True)
+    #: when it became ready
+    created_dt: Mapped[datetime] = mapped_column(nullable=False)
+    #: when it was completed or cancelled
+    completed_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    #: who completed it
+    completed_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
+
+    instance: Mapped[ProcessInstance] = relationship()
+    case: Mapped[Case] = relationship()
+    org_unit: Mapped[OrgUnit] = relationship()
+    assignee: Mapped[Optional[User]] = relationship(foreign_keys=[assignee_id])
+    completed_by: Mapped[Optional[User]] = relationship(foreign_keys=[completed_by_id])
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the task still waits for someone."""
+        return self.status == 'open'
+
+    def __repr__(self) -> str:
+        return format_repr(self, 'id', 'case_id', 'bpmn_id', status='open', assignee_id=None)

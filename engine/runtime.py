@@ -1,0 +1,402 @@
+"""Running instances. Every command here is one unit of work: the caller commits once, or rolls back.
+
+Each command locks the instance row, loads the workflow from its state and its definition's cached
+spec, acts, runs the engine to the next wait state, checks the guards against SpiffWorkflow's silent
+failures, syncs human tasks and timer jobs, queues audit events and saves with a revision check.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.orm.exc import StaleDataError
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import ErrorEventDefinition, EscalationEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+
+from engine import audit
+from engine.access import Scope
+from engine.clock import LOCAL_ZONE, now
+from engine.definitions import latest_definition, process_bundle
+from engine.errors import AccessDenied, Conflict, NotFound, ScriptRefused, ValidationFailed, WorkflowFault
+from engine.forms import validate_form
+from engine.models.cases import Case
+from engine.models.definitions import ProcessDefinition
+from engine.models.instances import ProcessInstance
+from engine.models.jobs import Job
+from engine.models.org_units import OrgUnit
+from engine.models.tasks import HumanTask
+from engine.models.users import User
+from engine.profiles import profile_for
+from engine.sandbox import SandboxedScriptEngine
+from engine.serializer import SERIALIZER_VERSION, dump_state, load_state
+from engine.specs import ProcessBundle, UserTaskInfo
+
+
+@dataclass
+class EngineLimits:
+    """Guards against runaway instances; recurring work belongs in short request instances."""
+
+    #: refuse to go on once an instance holds more SpiffWorkflow tasks than this
+    max_tasks: int = 3000
+    #: largest start/complete payload accepted without a form, in keys
+    max_free_fields: int = 200
+
+
+limits = EngineLimits()
+_script_engine = SandboxedScriptEngine()
+
+
+# -- loading and saving -------------------------------------------------------------------------------
+
+def _lock_instance(session: Session, instance_id: int) -> ProcessInstance:
+    instance = session.scalars(sa.select(ProcessInstance).where(ProcessInstance.id == instance_id)
+                               .with_for_update().execution_options(populate_existing=True)).one_or_none()
+    if instance is None:
+        raise NotFound('流程实例不存在')
+    return instance
+
+
+def _restore(session: Session, instance: ProcessInstance) -> tuple[BpmnWorkflow, ProcessBundle]:
+    bundle = process_bundle(session, instance.definition)
+    workflow = load_state(instance.state, instance.serializer_version, bundle.spec, bundle.subprocess_specs)
+    # A restored workflow carries SpiffWorkflow's default (unsandboxed) engine; never let it run.
+    workflow.script_engine = _script_engine
+    return workflow, bundle
+
+
+def _all_tasks(workflow: BpmnWorkflow) -> Iterator[Task]:
+    """Every task of the workflow and its subprocesses, read from the flat maps.
+
+    SpiffWorkflow's own iterators stop at depth 1000, which is how a long loop silently "completes".
+    """
+    yield from workflow.tasks.values()
+    for subprocess in workflow.subprocesses.values():
+        yield from subprocess.tasks.values()
+
+
+def _save(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, open_tasks: int) -> None:
+    tasks = list(_all_tasks(workflow))
+    instance.state = dump_state(workflow)
+    instance.serializer_version = SERIALIZER_VERSION
+    instance.task_count = len(tasks)
+    flag_modified(instance, 'state')
+    if not any(t.state & TaskState.NOT_FINISHED_MASK for t in tasks):
+        instance.status = 'completed'
+        instance.completed_dt = now()
+    else:
+        instance.status = 'running' if open_tasks else 'waiting'
+    try:
+        session.flush()
+    except StaleDataError:
+        raise Conflict('案件已被他人更新，请刷新后重试。') from None
+
+
+# -- running and guards --------------------------------------------------------------------------------
+
+def _fault_message(exc: Exception) -> str:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ScriptRefused):
+            return f'脚本被拒绝执行：{cause.message}'
+        cause = getattr(cause, 'exception', None) or cause.__cause__
+    return f'流程执行出错：{exc}'
+
+
+def _advance(workflow: BpmnWorkflow) -> list[Any]:
+    """Run to the next wait state; return unhandled non-error events (escalations, outgoing messages)."""
+    try:
+        workflow.do_engine_steps()
+    except (SpiffWorkflowException, ScriptRefused) as exc:
+        raise WorkflowFault(_fault_message(exc)) from exc
+    return _check_guards(workflow)
+
+
+def _check_guards(workflow: BpmnWorkflow) -> list[Any]:
+    tasks = list(_all_tasks(workflow))
+    if len(tasks) > limits.max_tasks:
+        raise WorkflowFault(f'流程实例已有 {len(tasks)} 个步骤，超过上限 {limits.max_tasks}，已停止以免静默出错。')
+    stalled = [t for t in tasks if t.state == TaskState.READY and not t.task_spec.manual]
+    if stalled:
+        raise WorkflowFault(f'引擎未能推进步骤 {stalled[0].task_spec.bpmn_id or stalled[0].task_spec.name}。')
+    events = workflow.get_events()
+    for event in events:
+        if isinstance(event.event_definition, ErrorEventDefinition):
+            code = getattr(event.event_definition, 'code', None) or event.event_definition.name
+            raise WorkflowFault(f'流程抛出了未被捕获的错误事件 "{code}"。')
+    finished = not any(t.state & TaskState.NOT_FINISHED_MASK for t in tasks)
+    if finished and not any(isinstance(t.task_spec, EndEvent) and t.state == TaskState.COMPLETED
+                            for t in workflow.tasks.values()):
+        raise WorkflowFault('流程在未到达结束事件的情况下停止，已拒绝将其标记为完成。')
+    return [e for e in events if not isinstance(e.event_definition, ErrorEventDefinition)]
+
+
+def _record_events(session: Session, instance: ProcessInstance, events: list[Any]) -> None:
+    for event in events:
+        if isinstance(event.event_definition, EscalationEventDefinition):
+            code = getattr(event.event_definition, 'code', None) or event.event_definition.name
+            audit.record(session, 'instance.escalation_uncaught', actor=None, case_id=instance.case_id,
+                         instance_id=instance.id, after={'code': code})
+
+
+# -- human tasks and timer jobs ---------------------------------------------------------------------------
+
+def _task_org_unit(session: Session, case: Case, info: UserTaskInfo | None, data: Mapping[str, Any]) -> OrgUnit:
+    field = info.properties.get('org_unit_field') if info else None
+    if field and data.get(field):
+        unit = session.scalars(sa.select(OrgUnit).where(OrgUnit.code == str(data[field]))).one_or_none()
+        if unit is None:
+            raise WorkflowFault(f'任务指定的机构 "{data[field]}" 不存在。')
+        return unit
+    return case.org_unit
+
+
+def _new_human_task(session: Session, instance: ProcessInstance, case: Case, spiff: Task,
+                    bundle: ProcessBundle) -> HumanTask:
+    bpmn_id = spiff.task_spec.bpmn_id or spiff.task_spec.name
+    info = bundle.user_tasks.get(bpmn_id)
+    unit = _task_org_unit(session, case, info, spiff.data)
+    groups = info.candidate_groups if info else ((spiff.task_spec.lane,) if spiff.task_spec.lane else ())
+    return HumanTask(
+        instance_id=instance.id, case_id=case.id, spiff_task_id=str(spiff.id), bpmn_id=bpmn_id,
+        title=info.title if info else (spiff.task_spec.bpmn_name or bpmn_id),
+        candidate_group=groups[0] if groups else None, org_unit_id=unit.id, org_path=unit.path,
+        form_key=info.form.key if info else None, priority=0, status='open', created_dt=now())
+
+
+def _sync_human_tasks(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
+                      bundle: ProcessBundle, actor: User | None) -> list[HumanTask]:
+    """Make the open human-task rows match the READY manual tasks; return the rows now open."""
+    ready = {str(t.id): t for t in _all_tasks(workflow) if t.state == TaskState.READY and t.task_spec.manual}
+    rows = session.scalars(sa.select(HumanTask).where(HumanTask.instance_id == instance.id,
+                                                      HumanTask.status == 'open')).all()
+    open_rows = []
+    for row in rows:
+        if row.spiff_task_id in ready:
+            ready.pop(row.spiff_task_id)
+            open_rows.append(row)
+            continue
+        row.status, row.completed_dt = 'cancelled', now()
+        audit.record(session, 'task.cancelled', actor=actor, case_id=row.case_id, instance_id=instance.id,
+                     task_id=row.id, org_path=row.org_path, before={'status': 'open'},
+                     after={'status': 'cancelled'})
+    case = instance.case
+    for spiff in ready.values():
+        row = _new_human_task(session, instance, case, spiff, bundle)
+        session.add(row)
+        session.flush()
+        audit.record(session, 'task.created', actor=actor, case_id=case.id, instance_id=instance.id,
+                     task_id=row.id, org_path=row.org_path,
+                     after={'bpmn_id': row.bpmn_id, 'candidate_group': row.candidate_group})
+        open_rows.append(row)
+    return open_rows
+
+
+def _timer_due(task: Task) -> datetime | None:
+    details = task.task_spec.event_definition.details(task)
+    value = details.value
+    if isinstance(value, dict):
+        value = value.get('next')
+    if not isinstance(value, str):
+        return None
+    due = datetime.fromisoformat(value)
+    return due if due.tzinfo else due.replace(tzinfo=LOCAL_ZONE)
+
+
+def _sync_timer_jobs(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow) -> None:
+    """Keep one pending timer job per waiting timer event and set ``next_timer_dt``."""
+    wanted: dict[str, datetime] = {}
+    for task in _all_tasks(workflow):
+        spec = task.task_spec
+        if task.state == TaskState.WAITING and isinstance(getattr(spec, 'event_definition', None),
+                                                          TimerEventDefinition):
+            due = _timer_due(task)
+            if due is not None:
+                wanted[f'timer:{instance.id}:{task.id}:{due.isoformat()}'] = due
+    existing = session.scalars(sa.select(Job).where(Job.instance_id == instance.id, Job.kind == 'timer',
+                                                    Job.status == 'pending')).all()
+    for job in existing:
+        if job.key not in wanted:
+            job.status, job.done_dt = 'cancelled', now()
+        else:
+            wanted.pop(job.key)
+    for key, due in wanted.items():
+        session.add(Job(kind='timer', key=key, instance_id=instance.id, due_dt=due, status='pending',
+                        payload={}, created_dt=now()))
+    session.flush()
+    instance.next_timer_dt = session.scalar(sa.select(sa.func.min(Job.due_dt)).where(
+        Job.instance_id == instance.id, Job.kind == 'timer', Job.status == 'pending'))
+
+
+def _settle(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, bundle: ProcessBundle,
+            actor: User | None) -> list[HumanTask]:
+    """Run the engine, then sync tasks and jobs and save; shared by every command."""
+    events = _advance(workflow)
+    open_rows = _sync_human_tasks(session, instance, workflow, bundle, actor)
+    _sync_timer_jobs(session, instance, workflow)
+    _record_events(session, instance, events)
+    _save(session, instance, workflow, len(open_rows))
+    if instance.status == 'completed':
+        audit.record(session, 'instance.completed', actor=actor, case_id=instance.case_id,
+                     instance_id=instance.id)
+        if instance.is_lifecycle and instance.case.status == 'open':
+            instance.case.close(now())
+            audit.record(session, 'case.closed', actor=actor, case_id=instance.case_id,
+                         org_path=instance.case.org_path, before={'status': 'open'}, after={'status': 'closed'})
+    return open_rows
+
+
+# -- commands -------------------------------------------------------------------------------------------
+
+def _free_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    if len(data) > limits.max_free_fields:
+        raise ValidationFailed('提交的字段过多。')
+    bad = {key: ['只接受文字、数字、真假值或空值。'] for key, value in data.items()
+           if not isinstance(key, str) or not isinstance(value, (str, int, float, bool, type(None)))}
+    if bad:
+        raise ValidationFailed('数据有误，请检查标出的字段。', bad)
+    return dict(data)
+
+
+def _new_case(session: Session, definition: ProcessDefinition, data: dict[str, Any], actor: User | None,
+              org_unit: OrgUnit) -> Case:
+    profile = profile_for(definition.key)
+    columns = profile.subject_columns(data)
+    code = secrets.token_urlsafe(12)
+    case = Case(number=code[:32], public_code=code, kind=definition.key,
+                title=profile.title(data, definition.name)[:200], org_unit_id=org_unit.id, org_unit=org_unit,
+                org_path=org_unit.path, start_data=data, created_by_id=actor.id if actor else None,
+                created_dt=now(), **columns)
+    session.add(case)
+    session.flush()
+    # Numbering by id needs no counter row that every start would have to lock.
+    case.number = f'{profile.prefix}-{now().astimezone(LOCAL_ZONE).year}-{case.id:06d}'
+    return case
+
+
+def start_instance(session: Session, case: Case, definition: ProcessDefinition, data: dict[str, Any], *,
+                   actor: User | None, is_lifecycle: bool) -> tuple[ProcessInstance, list[HumanTask]]:
+    """Start ``definition`` on ``case`` with ``data`` and run it to its first wait state.
+
+    :param is_lifecycle: True for the case's main lifecycle, False for an attached request
+    :return: the instance and its open human tasks
+    """
+    bundle = process_bundle(session, definition)
+    workflow = BpmnWorkflow(bundle.spec, bundle.subprocess_specs, script_engine=_script_engine)
+    start = workflow.get_next_task(state=TaskState.READY)
+    if start is None:
+        raise WorkflowFault('流程没有可启动的开始事件。')
+    start.data.update(data, case_id=case.id, case_number=case.number)
+    instance = ProcessInstance(case=case, case_id=case.id, definition=definition, definition_id=definition.id,
+                               is_lifecycle=is_lifecycle, status='running', state={},
+                               serializer_version=SERIALIZER_VERSION, created_dt=now())
+    session.add(instance)
+    session.flush()
+    audit.record(session, 'instance.started', actor=actor, case_id=case.id, instance_id=instance.id,
+                 org_path=case.org_path, after={'key': definition.key, 'version': definition.version})
+    return instance, _settle(session, instance, workflow, bundle, actor)
+
+
+def start_case(session: Session, process_key: str, data: Mapping[str, Any], *, actor: User | None,
+               org_unit: OrgUnit, scope: Scope | None = None) -> tuple[Case, list[HumanTask]]:
+    """Open a case of ``process_key`` at ``org_unit`` and run its lifecycle to the first wait state.
+
+    :param data: start data, validated against the start event's form (or plain values if it has none)
+    :param scope: the caller's grants; the org unit must lie within them (None for system callers)
+    :return: the case and its first open tasks
+    """
+    if scope is not None and not scope.sees_path(org_unit.path):
+        raise NotFound('机构不存在')
+    definition = latest_definition(session, process_key)
+    bundle = process_bundle(session, definition)
+    clean = validate_form(bundle.start_form, data) if bundle.start_form else _free_data(data)
+    case = _new_case(session, definition, clean, actor, org_unit)
+    audit.record(session, 'case.started', actor=actor, case_id=case.id, org_path=case.org_path,
+                 after={'number': case.number, 'kind': case.kind, 'data': clean})
+    _, tasks = start_instance(session, case, definition, clean, actor=actor, is_lifecycle=True)
+    return case, tasks
+
+
+def get_task(session: Session, task_id: int, scope: Scope) -> HumanTask:
+    """Load a task the caller may see, or raise NotFound (also for tasks outside their subtree)."""
+    task = session.get(HumanTask, task_id)
+    if task is None or not scope.can_view_task(task):
+        raise NotFound('任务不存在')
+    return task
+
+
+def complete_task(session: Session, task_id: int, data: Mapping[str, Any], *, actor: User,
+                  scope: Scope) -> tuple[HumanTask, list[HumanTask]]:
+    """Validate ``data`` against the task's form, complete it and run the case on.
+
+    An unassigned task completed by a candidate is claimed by them in the same step. Two people
+    completing the same task: the second gets Conflict.
+
+    :return: the completed task and the instance's open tasks afterwards
+    """
+    task = get_task(session, task_id, scope)
+    instance = _lock_instance(session, task.instance_id)
+    session.refresh(task)
+    if not task.is_open:
+        raise Conflict('该任务已办理或已取消。')
+    if not scope.can_complete(task):
+        raise AccessDenied('该任务已由他人认领，或您不在其候选组中。')
+    workflow, bundle = _restore(session, instance)
+    info = bundle.user_tasks.get(task.bpmn_id)
+    clean = validate_form(info.form, data) if info and info.form.fields else _free_data(data)
+    spiff = workflow.get_task_from_id(UUID(task.spiff_task_id))
+    if spiff is None or spiff.state != TaskState.READY:
+        raise Conflict('该任务在流程中已不可办理。')
+    before = {key: spiff.data.get(key) for key in clean}
+    spiff.data.update(clean)
+    spiff.run()
+    claimed = task.assignee_id is None
+    task.assignee_id = task.assignee_id or actor.id
+    task.status, task.completed_dt, task.completed_by_id = 'completed', now(), actor.id
+    audit.record(session, 'task.completed', actor=actor, case_id=task.case_id, instance_id=instance.id,
+                 task_id=task.id, org_path=task.org_path, before=before, after=clean,
+                 note='认领并办理' if claimed else None)
+    return task, _settle(session, instance, workflow, bundle, actor)
+
+
+def fire_timers(session: Session, instance_id: int) -> ProcessInstance:
+    """Let every due timer of the instance fire and run the instance on (called by the worker)."""
+    instance = _lock_instance(session, instance_id)
+    if instance.status in ('completed', 'suspended'):
+        return instance
+    workflow, bundle = _restore(session, instance)
+    workflow.refresh_timers()
+    _settle(session, instance, workflow, bundle, None)
+    return instance
+
+
+def record_fault(session: Session, instance_id: int, message: str) -> None:
+    """Note a failed command on its instance (in a fresh transaction, after the rollback)."""
+    instance = session.get(ProcessInstance, instance_id)
+    if instance is None:
+        return
+    instance.error_message, instance.error_dt = message, now()
+    audit.record(session, 'instance.fault', actor=None, case_id=instance.case_id, instance_id=instance.id,
+                 note=message)
+
+
+def task_data(session: Session, task: HumanTask) -> dict[str, Any]:
+    """The data the task would see if opened now (for pre-filling its form)."""
+    instance = session.get(ProcessInstance, task.instance_id)
+    if instance is None:
+        raise NotFound('流程实例不存在')
+    workflow, _ = _restore(session, instance)
+    spiff = workflow.get_task_from_id(UUID(task.spiff_task_id))
+    return dict(spiff.data) if spiff is not None else {}

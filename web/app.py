@@ -1,0 +1,112 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request, session
+from flask_babel import Babel, gettext
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+import workflows
+from config import INSTANCE_DIR, Config
+from engine import i18n
+from web.core.auth import init_auth
+from web.core.database import init_database
+
+csrf = CSRFProtect()
+babel = Babel()
+log = logging.getLogger(__name__)
+
+
+def _select_locale() -> str:
+    if request.args.get('lang') in ('zh_CN', 'en'):
+        session['lang'] = request.args['lang']
+    return str(session.get('lang', 'zh_CN'))
+
+
+def create_app(config: Any = None) -> Flask:
+    """Build the Flask app.
+
+    :param config: a Config instance (defaults to ``Config()`` read from the environment)
+    """
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.config.from_object(config or Config())
+    workflows.register()
+    init_database(app)
+    init_auth(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale,
+                   default_translation_directories='translations')
+    # Engine messages use Chinese msgids; flask-babel translates them for English users.
+    i18n.set_translator(_translate)
+    _register_blueprints(app)
+    _register_error_handlers(app)
+    _register_cli(app)
+    app.after_request(_security_headers)
+    return app
+
+
+def _translate(text: str) -> str:
+    try:
+        return gettext(text)
+    except RuntimeError:  # outside a request: keep the Chinese text
+        return text
+
+
+def _register_blueprints(app: Flask) -> None:
+    from web.api.blueprint import bp as api_bp
+    from web.auth.blueprint import bp as auth_bp
+    from web.cases.blueprint import bp as cases_bp
+    from web.tasks.blueprint import bp as tasks_bp
+    for bp in (auth_bp, tasks_bp, cases_bp, api_bp):
+        app.register_blueprint(bp)
+    csrf.exempt(api_bp)  # the API checks CSRF itself, only for session-authenticated writes
+
+
+def _register_cli(app: Flask) -> None:
+    from web.cli import register_commands
+    register_commands(app)
+
+
+def _wants_json() -> bool:
+    return request.path.startswith('/api/')
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> Any:
+        message = gettext('页面已过期或请求来源无法验证，请刷新页面后重试。')
+        if _wants_json():
+            return jsonify(error='csrf', message=message, fields={}), 400
+        return render_template('error.html', status=400, message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        messages = {400: '请求有误。', 401: '请先登录。', 403: '您没有权限执行此操作。', 404: '找不到该页面或记录。',
+                    405: '不支持该请求方式。', 409: '记录已被他人更新，请刷新后重试。', 413: '上传内容过大。',
+                    503: '服务暂时不可用，请稍后重试。'}
+        status = exc.code or 500
+        message = gettext(messages.get(status, '请求未能完成。'))
+        if _wants_json():
+            return jsonify(error=exc.name.lower().replace(' ', '_'), message=message, fields={}), status
+        return render_template('error.html', status=status, message=message), status
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        log.exception('unhandled error on %s', request.path)
+        message = gettext('系统内部错误，已记录。请稍后重试或联系管理员。')
+        if _wants_json():
+            return jsonify(error='internal', message=message, fields={}), 500
+        return render_template('error.html', status=500, message=message), 500
+
+
+def _security_headers(response: Any) -> Any:
+    response.headers.setdefault('X-Content-Type-Options', 'nosniff')
+    response.headers.setdefault('X-Frame-Options', 'DENY')
+    response.headers.setdefault('Referrer-Policy', 'same-origin')
+    response.headers.setdefault('Content-Security-Policy',
+                                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+    return response

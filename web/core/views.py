@@ -1,0 +1,83 @@
+"""Base views: every handler runs load → check access → act, and commits once, here.
+
+Engine errors become the right status; nothing else ever shows a user a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from flask import abort
+from flask.typing import ResponseReturnValue
+from flask.views import MethodView
+from flask_login import current_user
+from sqlalchemy.exc import OperationalError
+
+from engine import runtime
+from engine.errors import EngineError, WorkflowFault
+from web.core.database import db, session_factory
+
+log = logging.getLogger(__name__)
+
+
+class BaseView(MethodView):
+    """Subclasses implement ``load`` (404 for missing rows), ``check_access`` and one method per verb."""
+
+    #: anonymous users are sent to the login page unless this is False
+    login_required: ClassVar[bool] = True
+
+    def load(self, **kwargs: Any) -> None:
+        """Load the objects the request is about (raise NotFound for missing ones)."""
+
+    def check_access(self) -> None:
+        """Raise AccessDenied/NotFound when the caller may not do this."""
+
+    def dispatch_request(self, **kwargs: Any) -> ResponseReturnValue:
+        if self.login_required and not current_user.is_authenticated:
+            return self.unauthenticated()
+        session = db()
+        try:
+            self.load(**kwargs)
+            self.check_access()
+            response = super().dispatch_request(**kwargs)
+            session.commit()
+            return response
+        except WorkflowFault as exc:
+            session.rollback()
+            self._note_fault(exc)
+            return self.handle_error(exc)
+        except EngineError as exc:
+            session.rollback()
+            return self.handle_error(exc)
+        except OperationalError:
+            session.rollback()
+            log.exception('database unavailable')
+            abort(503)
+        except BaseException:
+            session.rollback()
+            raise
+
+    def _note_fault(self, exc: WorkflowFault) -> None:
+        instance_id = getattr(self, 'fault_instance_id', None)
+        if instance_id is None:
+            return
+        with session_factory()() as session, session.begin():
+            runtime.record_fault(session, instance_id, exc.message)
+
+    def unauthenticated(self) -> ResponseReturnValue:
+        """Response for an anonymous caller."""
+        abort(401)
+
+    def handle_error(self, exc: EngineError) -> ResponseReturnValue:
+        """Turn an engine error into a response; subclasses render HTML or JSON."""
+        raise NotImplementedError
+
+
+STATUS_FOR_CODE = {'not_found': 404, 'forbidden': 403, 'conflict': 409, 'invalid': 400,
+                   'invalid_definition': 400, 'script_refused': 400, 'workflow_fault': 422}
+
+
+def status_for(exc: EngineError) -> int:
+    """HTTP status for an engine error."""
+    return STATUS_FOR_CODE.get(exc.code, 400)

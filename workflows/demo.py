@@ -1,0 +1,135 @@
+"""Demo data from the reports in shared/domain/seeds: the Hunan units, a user per role, sample cases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from engine.access import load_scope
+from engine.definitions import deploy
+from engine.directory import add_membership, create_org_unit, create_user, get_group
+from engine.models.org_units import OrgUnit
+from engine.models.users import User
+from engine.runtime import complete_task, start_case
+
+DEMO_PASSWORD = 'demo1234'
+BPMN_DIR = Path(__file__).resolve().parent.parent / 'bpmn'
+
+GROUPS = {
+    'township_staff': '司法所工作人员', 'county_officer': '县级社区矫正机构', 'mediator': '医调委调解员',
+    'senior_mediator': '资深调解员', 'counsellor': '心理咨询师', 'expert': '医学专家',
+    'health_bureau': '卫健局工作人员', 'supervisor': '主管领导', 'designer': '流程设计人员', 'admin': '系统管理员',
+}
+
+# (code, name, level, parent code)
+UNITS = [
+    ('430000', '湖南省司法厅', 'province', None),
+    ('430100', '长沙市司法局', 'city', '430000'),
+    ('430181', '浏阳市司法局', 'county', '430100'),
+    ('430181001', '淮川街道司法所', 'township', '430181'),
+    ('430181002', '集里街道司法所', 'township', '430181'),
+    ('430900', '益阳市司法局', 'city', '430000'),
+    ('430922', '桃江县司法局', 'county', '430900'),
+    ('430922001', '桃花江镇司法所', 'township', '430922'),
+    ('430922002', '灰山港镇司法所', 'township', '430922'),
+    ('430903', '赫山区司法局', 'county', '430900'),
+    ('430903001', '龙光桥街道司法所', 'township', '430903'),
+    ('431300', '娄底市司法局', 'city', '430000'),
+    ('431381', '冷水江市司法局', 'county', '431300'),
+    ('431381001', '锡矿山街道司法所', 'township', '431381'),
+    ('431381002', '沙塘湾街道司法所', 'township', '431381'),
+]
+
+# (username, display name, unit code, groups)
+USERS = [
+    ('lsj_staff', '刘晓燕（冷水江锡矿山司法所）', '431381001', ('township_staff',)),
+    ('lsj_officer', '曾志强（冷水江市社区矫正科）', '431381', ('county_officer',)),
+    ('lsj_chief', '彭建华（冷水江市司法局科长）', '431381', ('supervisor',)),
+    ('ly_staff', '陈丽（浏阳淮川司法所）', '430181001', ('township_staff',)),
+    ('ly_officer', '罗伟（浏阳市社区矫正科）', '430181', ('county_officer',)),
+    ('tj_staff', '周敏（桃江桃花江镇司法所）', '430922001', ('township_staff',)),
+    ('tj_officer', '李强（桃江县社区矫正科）', '430922', ('county_officer',)),
+    ('tj_mediator', '王红梅（桃江县医调委调解员）', '430922', ('mediator',)),
+    ('tj_senior', '胡国平（桃江县医调委资深调解员）', '430922', ('mediator', 'senior_mediator')),
+    ('tj_counsellor', '谢芳（心理咨询师）', '430922', ('counsellor',)),
+    ('tj_expert', '汤医生（医学专家库）', '430922', ('expert',)),
+    ('tj_health', '蒋卫东（桃江县卫健局）', '430922', ('health_bureau',)),
+    ('tj_chief', '邓志刚（桃江县司法局副局长）', '430922', ('supervisor',)),
+    ('hs_staff', '黄磊（赫山龙光桥司法所）', '430903001', ('township_staff',)),
+    ('yy_chief', '易建军（益阳市司法局）', '430900', ('supervisor',)),
+    ('hn_chief', '张卫国（湖南省司法厅）', '430000', ('supervisor',)),
+    ('designer', '流程设计员', '430000', ('designer',)),
+    ('admin', '系统管理员', '430000', ('admin',)),
+]
+
+Progress = Callable[[str], None]
+
+
+def _units(session: Session, progress: Progress) -> dict[str, OrgUnit]:
+    units: dict[str, OrgUnit] = {}
+    for code, name, level, parent in UNITS:
+        units[code] = create_org_unit(session, code, name, level, units[parent] if parent else None)
+    progress(f'机构 {len(units)} 个')
+    return units
+
+
+def _users(session: Session, units: dict[str, OrgUnit], progress: Progress) -> dict[str, User]:
+    groups = {code: get_group(session, code, name) for code, name in GROUPS.items()}
+    users: dict[str, User] = {}
+    for username, name, unit_code, roles in USERS:
+        user = create_user(session, username, name, DEMO_PASSWORD, units[unit_code], actor=None,
+                           enforce_policy=False)
+        for role in roles:
+            add_membership(session, user, groups[role], units[unit_code], actor=None)
+        users[username] = user
+    progress(f'用户 {len(users)} 个（演示密码 {DEMO_PASSWORD}）')
+    return users
+
+
+def deploy_shipped(session: Session, progress: Progress) -> int:
+    """Deploy every shipped DMN, then every BPMN, under ``bpmn/``; unchanged files add no version."""
+    created = 0
+    files = sorted(BPMN_DIR.rglob('*.dmn')) + sorted(BPMN_DIR.rglob('*.bpmn'))
+    for path in files:
+        definition, is_new = deploy(session, path.read_bytes(), actor=None, filename=path.name)
+        created += is_new
+        progress(f'{"部署" if is_new else "未变化"} {definition.key} v{definition.version}（{path.name}）')
+    return created
+
+
+def _cases(session: Session, units: dict[str, OrgUnit], users: dict[str, User], progress: Progress) -> None:
+    samples = [
+        ('431381001', 'lsj_staff', '谢某某', '431381198503120015', None),
+        ('431381001', 'lsj_staff', '李某某', None, {'visit_count': '3', 'risk_level': 'medium',
+                                                 'findings': '已走访社区及家属，情况属实。'}),
+        ('430922001', 'tj_staff', '周某某', None, None),
+        ('430181001', 'ly_staff', '陈某某', None, {'visit_count': '1', 'risk_level': 'low',
+                                                'findings': '当事人配合，无异常。'}),
+    ]
+    today = date.today()
+    for index, (unit, username, name, id_number, register_data) in enumerate(samples):
+        actor = users[username]
+        data = {'person_name': name, 'received_on': (today - timedelta(days=index + 1)).isoformat(),
+                'summary': '演示案件'}
+        if id_number:
+            data['id_number'] = id_number
+        case, tasks = start_case(session, 'demo_intake', data, actor=actor, org_unit=units[unit])
+        if register_data and tasks:
+            complete_task(session, tasks[0].id, register_data, actor=actor, scope=load_scope(session, actor))
+    progress(f'演示案件 {len(samples)} 件')
+
+
+def load_demo(session: Session, progress: Progress = print) -> bool:
+    """Load the demo org tree, users, diagrams and cases; return False if demo data is already there."""
+    if session.scalar(sa.select(sa.func.count()).select_from(OrgUnit)):
+        deploy_shipped(session, progress)
+        return False
+    units = _units(session, progress)
+    users = _users(session, units, progress)
+    deploy_shipped(session, progress)
+    _cases(session, units, users, progress)
+    return True

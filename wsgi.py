@@ -1,0 +1,5 @@
+"""What gunicorn and ``flask --app wsgi`` load."""
+
+from web.app import create_app
+
+app = create_app()
