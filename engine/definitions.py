@@ -66,12 +66,17 @@ def latest_definition(session: Session, key: str) -> ProcessDefinition:
     return definition
 
 
+def _cache_key(definition: ProcessDefinition) -> tuple[int, str]:
+    # The checksum guards against two databases (tests, a restore) reusing an id for other content.
+    return definition.id, definition.checksum
+
+
 def process_bundle(session: Session, definition: ProcessDefinition) -> ProcessBundle:
     """Return the parsed spec of ``definition``, parsing it at most once per process."""
     def load() -> tuple[bytes, list[bytes]]:
         return definition.source.encode('utf-8'), latest_dmn_sources(session)
 
-    bundle = _cache.get_or_parse(definition.id, load)
+    bundle = _cache.get_or_parse(_cache_key(definition), load)
     if not isinstance(bundle, ProcessBundle):
         raise NotFound(f'定义 {definition.key} 不是流程')
     return bundle
@@ -79,7 +84,7 @@ def process_bundle(session: Session, definition: ProcessDefinition) -> ProcessBu
 
 def decision_bundle(session: Session, definition: ProcessDefinition) -> DecisionBundle:
     """Return the parsed DMN ``definition``."""
-    bundle = _cache.get_or_parse(definition.id, lambda: (definition.source.encode('utf-8'), []))
+    bundle = _cache.get_or_parse(_cache_key(definition), lambda: (definition.source.encode("utf-8"), []))
     if not isinstance(bundle, DecisionBundle):
         raise NotFound(f'定义 {definition.key} 不是决策表')
     return bundle

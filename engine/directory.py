@@ -22,13 +22,23 @@ MAX_FAILED_LOGINS = 5
 #: how long a locked account stays locked
 LOCKOUT = timedelta(minutes=15)
 TOKEN_LIFETIME = timedelta(hours=12)
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile (t=3, 64 MiB, p=4)
 # Verifying against this when the user does not exist costs the same time as a real check.
-_DUMMY_HASH = _hasher.hash('fengqiao-timing-equaliser')
+_dummy_hash = _hasher.hash('fengqiao-timing-equaliser')
 
 
 class LoginFailed(Exception):
     """Wrong username or password, or a locked account: one generic message for all."""
+
+
+def configure_hashing(*, time_cost: int, memory_cost: int, parallelism: int = 1) -> None:
+    """Replace the argon2id parameters (the test suite uses cheap ones; production keeps the default).
+
+    Existing hashes keep verifying; they are re-hashed with the new parameters at the next login.
+    """
+    global _hasher, _dummy_hash
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+    _dummy_hash = _hasher.hash('fengqiao-timing-equaliser')
 
 
 def hash_password(password: str) -> str:
@@ -109,7 +119,7 @@ def authenticate(session: Session, username: str, password: str) -> User:
     user = session.scalars(sa.select(User).where(User.username == username)).one_or_none()
     if user is None:
         try:
-            _hasher.verify(_DUMMY_HASH, password)
+            _hasher.verify(_dummy_hash, password)
         except VerificationError:
             pass
         raise LoginFailed

@@ -19,7 +19,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.specs.event_definitions.simple import ErrorEventDefinition, EscalationEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
+    ErrorEventDefinition,
+    EscalationEventDefinition,
+)
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -31,7 +34,7 @@ from engine.access import Scope
 from engine.clock import LOCAL_ZONE, now
 from engine.definitions import latest_definition, process_bundle
 from engine.errors import AccessDenied, Conflict, NotFound, ScriptRefused, ValidationFailed, WorkflowFault
-from engine.forms import validate_form
+from engine.forms import FormSpec, validate_form
 from engine.models.cases import Case
 from engine.models.definitions import ProcessDefinition
 from engine.models.instances import ProcessInstance
@@ -260,6 +263,13 @@ def _settle(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
 
 # -- commands -------------------------------------------------------------------------------------------
 
+def _clean(form: FormSpec | None, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``data`` against ``form``; without form fields, accept plain scalar values only."""
+    if form is not None and form.fields:
+        return validate_form(form, data)
+    return _free_data(data)
+
+
 def _free_data(data: Mapping[str, Any]) -> dict[str, Any]:
     if len(data) > limits.max_free_fields:
         raise ValidationFailed('提交的字段过多。')
@@ -321,7 +331,7 @@ def start_case(session: Session, process_key: str, data: Mapping[str, Any], *, a
         raise NotFound('机构不存在')
     definition = latest_definition(session, process_key)
     bundle = process_bundle(session, definition)
-    clean = validate_form(bundle.start_form, data) if bundle.start_form else _free_data(data)
+    clean = _clean(bundle.start_form, data)
     case = _new_case(session, definition, clean, actor, org_unit)
     audit.record(session, 'case.started', actor=actor, case_id=case.id, org_path=case.org_path,
                  after={'number': case.number, 'kind': case.kind, 'data': clean})
@@ -355,7 +365,7 @@ def complete_task(session: Session, task_id: int, data: Mapping[str, Any], *, ac
         raise AccessDenied('该任务已由他人认领，或您不在其候选组中。')
     workflow, bundle = _restore(session, instance)
     info = bundle.user_tasks.get(task.bpmn_id)
-    clean = validate_form(info.form, data) if info and info.form.fields else _free_data(data)
+    clean = _clean(info.form if info else None, data)
     spiff = workflow.get_task_from_id(UUID(task.spiff_task_id))
     if spiff is None or spiff.state != TaskState.READY:
         raise Conflict('该任务在流程中已不可办理。')

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.db import Base, create_db_engine, create_session_factory
 
-pytest_plugins = ['tests.fixtures.directory', 'tests.fixtures.engine']
+pytest_plugins = ['tests.fixtures.directory', 'tests.fixtures.engine', 'tests.fixtures.web']
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get('FENGQIAO_TEST_DATABASE', '')
@@ -95,3 +95,13 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session for arranging and asserting; tests commit through it like a request would."""
     with session_factory() as s:
         yield s
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _domain_registered() -> None:
+    """Register the domain's case profiles (the app does it at start) and cheap password hashing."""
+    import workflows
+    from engine.directory import configure_hashing
+    workflows.register()
+    # Still argon2id, with parameters cheap enough for thousands of test logins.
+    configure_hashing(time_cost=1, memory_cost=1024)

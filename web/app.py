@@ -11,10 +11,11 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 import workflows
-from config import INSTANCE_DIR, Config
+from config import BASE_DIR, INSTANCE_DIR, Config
 from engine import i18n
 from web.core.auth import init_auth
 from web.core.database import init_database
+from web.core.templating import init_templating
 
 csrf = CSRFProtect()
 babel = Babel()
@@ -38,8 +39,10 @@ def create_app(config: Any = None) -> Flask:
     init_database(app)
     init_auth(app)
     csrf.init_app(app)
+    # Absolute: a relative directory would be looked up under web/, not the project's translations/.
     babel.init_app(app, locale_selector=_select_locale,
-                   default_translation_directories='translations')
+                   default_translation_directories=str(BASE_DIR / 'translations'))
+    init_templating(app)
     # Engine messages use Chinese msgids; flask-babel translates them for English users.
     i18n.set_translator(_translate)
     _register_blueprints(app)

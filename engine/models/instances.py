@@ -26,9 +26,6 @@ class ProcessInstance(Base):
         sa.Index('ix_process_instances_next_timer', 'next_timer_dt', postgresql_where=sa.text(
             'next_timer_dt IS NOT NULL'), sqlite_where=sa.text('next_timer_dt IS NOT NULL')),
     )
-    # SQLAlchemy checks and bumps the revision in every UPDATE: a stale writer gets StaleDataError.
-    __mapper_args__ = {'version_id_col': 'revision'}  # noqa: RUF012
-
     #: primary key
     id: Mapped[int] = mapped_column(primary_key=True)
     #: the case it belongs to
@@ -42,6 +39,8 @@ class ProcessInstance(Base):
     status: Mapped[str] = mapped_column(sa.String(16), index=True, nullable=False, default='running')
     #: optimistic-lock counter
     revision: Mapped[int] = mapped_column(nullable=False, default=1)
+    # SQLAlchemy checks and bumps the revision in every UPDATE: a stale writer gets StaleDataError.
+    __mapper_args__ = {'version_id_col': revision}
     #: serialized workflow without its spec (the spec lives once, on the definition)
     state: Mapped[dict[str, Any]] = mapped_column(nullable=False, default=dict)
     #: SpiffWorkflow serializer version of ``state``

@@ -1,0 +1,40 @@
+# The two commands in the README: `make run` and `make test`. Everything they need is installed here.
+VENV := .venv
+BIN := $(VENV)/bin
+PG_TEST_DB ?= fengqiao_test
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/$(PG_TEST_DB)
+
+.PHONY: run test setup test-sqlite test-postgres lint translations
+
+$(BIN)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+translations: $(BIN)/.installed
+	$(BIN)/pybabel compile --use-fuzzy -q -d translations
+
+setup: $(BIN)/.installed translations
+
+## Serve Fengqiao on http://127.0.0.1:5000 with SQLite and the demo data.
+run: setup
+	FENGQIAO_DEMO=1 $(BIN)/flask --app wsgi init-db
+	FENGQIAO_DEMO=1 $(BIN)/flask --app wsgi load-demo
+	FENGQIAO_DEMO=1 $(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000
+
+## The whole suite: lint, SQLite pass, PostgreSQL pass.
+test: setup
+	scripts/ensure-chromium.sh
+	scripts/ensure-postgres.sh $(PG_TEST_DB)
+	$(MAKE) --no-print-directory lint test-sqlite test-postgres
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test-sqlite:
+	$(BIN)/pytest -q
+
+test-postgres:
+	FENGQIAO_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -q tests/engine tests/api -m "not browser"

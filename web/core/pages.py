@@ -1,0 +1,58 @@
+"""Base classes of the HTML pages: engine errors become a page in the user's language, never a trace."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext
+
+from engine.errors import EngineError, NotFound
+from web.core.views import BaseView, status_for
+
+
+def translate(message: str) -> str:
+    """Translate an engine or domain message whose msgid is its Chinese text (see web.core.messages)."""
+    return gettext(message) if message else message
+
+
+def safe_path(target: str | None) -> str | None:
+    """Return ``target`` if it is a path on this site (``/tasks?view=group``), else None.
+
+    Guards every redirect taken from user input: ``//evil.example``, ``/\\evil.example`` and absolute
+    URLs would send a freshly logged-in user to another site.
+    """
+    if not target or not target.startswith('/') or target.startswith(('//', '/\\')):
+        return None
+    if any(ch in target for ch in '\\\r\n\t') or any(ord(ch) < 32 for ch in target):
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
+
+
+class PageView(BaseView):
+    """A page: anonymous users are sent to log in; engine errors render ``error.html`` with their status."""
+
+    def unauthenticated(self) -> ResponseReturnValue:
+        flash(gettext('请先登录。'), 'info')
+        # Only ids and view names ever appear in our URLs, so the path may travel in ``next``.
+        return redirect(url_for('auth.login', next=request.full_path.rstrip('?')))
+
+    def handle_error(self, exc: EngineError) -> ResponseReturnValue:
+        status = status_for(exc)
+        return render_template('error.html', status=status, message=translate(exc.message)), status
+
+
+class ActionView(PageView):
+    """A button that POSTs (claim, unclaim): on refusal, flash the reason and go back where it came from."""
+
+    def return_url(self) -> str:
+        """Where to go afterwards: the form's ``return_to`` if it is a local path, else the to-do list."""
+        return safe_path(request.form.get('return_to')) or url_for('tasks.list_tasks')
+
+    def handle_error(self, exc: EngineError) -> ResponseReturnValue:
+        if isinstance(exc, NotFound):
+            return super().handle_error(exc)
+        flash(translate(exc.message), 'error')
+        return redirect(self.return_url())
