@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from engine.models.cases import Case
 from engine.models.org_units import OrgUnit
@@ -95,7 +95,7 @@ def load_scope(session: Session, user: User) -> Scope:
     return Scope(user.id, tuple((code, path) for code, path in rows))
 
 
-def _path_filter(column: sa.ColumnElement[str], paths: tuple[str, ...]) -> sa.ColumnElement[bool]:
+def _path_filter(column: sa.ColumnElement[str] | InstrumentedAttribute[str], paths: tuple[str, ...]) -> sa.ColumnElement[bool]:
     if not paths:
         return sa.false()
     return sa.or_(*(column.startswith(p) for p in paths))

@@ -54,6 +54,8 @@ def record(session: Session, kind: str, *, actor: User | None, case_id: int | No
     :param after: values after the change
     :param note: a reason or comment
     """
+    # Start the transaction now, so that a rollback (which fires no event without one) drops the queue.
+    session.connection()
     pending: list[dict[str, Any]] = session.info.setdefault(_PENDING_KEY, [])
     pending.append({
         'occurred_dt': now(), 'actor_id': actor.id if actor else None,
@@ -80,18 +82,19 @@ def seal_pending(session: Session) -> int:
     pending: list[dict[str, Any]] = session.info.pop(_PENDING_KEY, [])
     if not pending:
         return 0
-    head = session.execute(sa.select(AuditChainHead).where(AuditChainHead.id == 1)
-                           .with_for_update()).scalar_one_or_none()
-    if head is None:
-        head = AuditChainHead(id=1, last_event_id=0, last_hash='')
-        session.add(head)
+    # Reserving the ids with an UPDATE first takes the write lock on both backends (a row lock on
+    # PostgreSQL, the database lock on SQLite) before the newest hash is read.
+    last_id, last_hash = session.execute(
+        sa.update(AuditChainHead).where(AuditChainHead.id == 1)
+        .values(last_event_id=AuditChainHead.last_event_id + len(pending))
+        .returning(AuditChainHead.last_event_id - len(pending), AuditChainHead.last_hash)).one()
     rows = []
     for data in pending:
-        data['id'] = head.last_event_id + 1
-        data['prev_hash'] = head.last_hash
-        data['hash'] = compute_hash(head.last_hash, data)
-        head.last_event_id, head.last_hash = data['id'], data['hash']
+        last_id += 1
+        data['id'], data['prev_hash'] = last_id, last_hash
+        data['hash'] = last_hash = compute_hash(last_hash, data)
         rows.append(data)
+    session.execute(sa.update(AuditChainHead).where(AuditChainHead.id == 1).values(last_hash=last_hash))
     session.execute(sa.insert(AuditEvent), rows)
     return len(rows)
 
@@ -101,8 +104,9 @@ def _seal_before_commit(session: Session) -> None:
     seal_pending(session)
 
 
-@event.listens_for(Session, 'after_rollback')
-def _drop_on_rollback(session: Session) -> None:
+@event.listens_for(Session, 'after_soft_rollback')
+def _drop_on_rollback(session: Session, previous_transaction: object) -> None:
+    # Fires on every rollback() call, even one with no database transaction to roll back.
     session.info.pop(_PENDING_KEY, None)
 
 
@@ -149,4 +153,8 @@ def verify_chain(session: Session, *, batch: int = 2000) -> ChainReport:
         if compute_hash(prev_hash, data) != row.hash:
             return ChainReport(checked, row.id, 'content does not match its hash')
         prev_hash, expected_id, checked = row.hash, row.id + 1, checked + 1
+    head = session.get(AuditChainHead, 1)
+    if head is not None and head.last_hash != prev_hash:
+        # Rows were removed from the end: the head still remembers the newest hash.
+        return ChainReport(checked, head.last_event_id, 'the newest rows are missing')
     return ChainReport(checked, None, None)

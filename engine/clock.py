@@ -78,10 +78,10 @@ class _ClockedDatetime(datetime):
     """``datetime`` whose ``now()`` reads the engine clock; only SpiffWorkflow's timer module sees it."""
 
     @classmethod
-    def now(cls, tz: tzinfo | None = None) -> _ClockedDatetime:  # type: ignore[override]
+    def now(cls, tz: tzinfo | None = None) -> _ClockedDatetime:
         # SpiffWorkflow always asks for an aware UTC time; answer aware even if it ever does not.
         return cls.fromtimestamp(_current.now().timestamp(), tz or UTC)
 
 
-_spiff_timer.datetime = _ClockedDatetime  # type: ignore[misc]
-_spiff_timer.LOCALTZ = LOCAL_ZONE  # type: ignore[assignment]
+_spiff_timer.datetime = _ClockedDatetime
+_spiff_timer.LOCALTZ = LOCAL_ZONE

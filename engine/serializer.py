@@ -19,7 +19,7 @@ from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 SERIALIZER_VERSION = '1.5'
 
 
-class SpeclessWorkflowConverter(BpmnWorkflowConverter):
+class SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
     """Converts a top-level workflow without its spec; restore takes the spec objects as arguments."""
 
     def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -28,7 +28,7 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):
         dct['bpmn_events'] = self.registry.convert(workflow.bpmn_events)
         return dct
 
-    def from_dict(self, dct: dict[str, Any], spec: BpmnProcessSpec | None = None,  # type: ignore[override]
+    def from_dict(self, dct: dict[str, Any], spec: BpmnProcessSpec | None = None,
                   subprocess_specs: dict[str, BpmnProcessSpec] | None = None) -> BpmnWorkflow:
         if spec is None:
             raise ValueError('restoring an instance needs its definition spec')

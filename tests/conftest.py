@@ -64,6 +64,7 @@ def _truncate_all(db: Engine) -> None:
     tables = ', '.join(t.name for t in Base.metadata.sorted_tables)
     with db.begin() as conn:
         conn.execute(sa.text(f'TRUNCATE {tables} RESTART IDENTITY CASCADE'))
+        conn.execute(sa.text("INSERT INTO audit_chain_head (id, last_event_id, last_hash) VALUES (1, 0, '')"))
 
 
 @pytest.fixture

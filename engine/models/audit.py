@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -21,27 +21,27 @@ class AuditEvent(Base):
     #: when it happened
     occurred_dt: Mapped[datetime] = mapped_column(index=True, nullable=False)
     #: who did it (None for the system/worker)
-    actor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
     #: the actor's name at the time, so the log reads the same after a rename
     actor_name: Mapped[str] = mapped_column(sa.String(120), nullable=False)
     #: what kind of change, e.g. case.started, task.completed
     kind: Mapped[str] = mapped_column(sa.String(64), index=True, nullable=False)
     #: the case concerned
-    case_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('cases.id'), index=True, nullable=True)
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey('cases.id'), index=True, nullable=True)
     #: the instance concerned
-    instance_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('process_instances.id'), index=True,
+    instance_id: Mapped[int | None] = mapped_column(sa.ForeignKey('process_instances.id'), index=True,
                                                        nullable=True)
     #: the task concerned
-    human_task_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('human_tasks.id'), index=True,
+    human_task_id: Mapped[int | None] = mapped_column(sa.ForeignKey('human_tasks.id'), index=True,
                                                          nullable=True)
     #: the org unit path at the time, for scoped audit queries
-    org_path: Mapped[Optional[str]] = mapped_column(sa.String(255), index=True, nullable=True)
+    org_path: Mapped[str | None] = mapped_column(sa.String(255), index=True, nullable=True)
     #: values before the change
-    before: Mapped[Optional[dict[str, Any]]] = mapped_column(nullable=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     #: values after the change
-    after: Mapped[Optional[dict[str, Any]]] = mapped_column(nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     #: a reason or comment
-    note: Mapped[Optional[str]] = mapped_column(sa.Text, nullable=True)
+    note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     #: hash of the previous row ('' for the first)
     prev_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False)
     #: sha256 over prev_hash and this row's canonical content

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -45,25 +45,25 @@ class Case(Base):
     #: open / closed / cancelled — change it only through the transition methods
     _status: Mapped[str] = mapped_column('status', sa.String(16), nullable=False, default='open')
     #: 三色 triage colour or risk level (green / yellow / red)
-    risk_colour: Mapped[Optional[str]] = mapped_column(sa.String(16), nullable=True)
+    risk_colour: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
     #: the person concerned (offender, patient)
-    person_name: Mapped[Optional[str]] = mapped_column(sa.String(64), index=True, nullable=True)
+    person_name: Mapped[str | None] = mapped_column(sa.String(64), index=True, nullable=True)
     #: Chinese resident ID number; matched exactly, masked in lists
-    id_number: Mapped[Optional[str]] = mapped_column(sa.String(18), index=True, nullable=True)
+    id_number: Mapped[str | None] = mapped_column(sa.String(18), index=True, nullable=True)
     #: hospital (disputes)
-    hospital: Mapped[Optional[str]] = mapped_column(sa.String(200), nullable=True)
+    hospital: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     #: amount claimed (disputes), never a float
-    claimed_amount: Mapped[Optional[Decimal]] = mapped_column(sa.Numeric(14, 2), nullable=True)
+    claimed_amount: Mapped[Decimal | None] = mapped_column(sa.Numeric(14, 2), nullable=True)
     #: the date the legal clock starts from (委托函 received, judgment effective, application)
-    start_event_on: Mapped[Optional[date]] = mapped_column(nullable=True)
+    start_event_on: Mapped[date | None] = mapped_column(nullable=True)
     #: the start data as submitted (validated)
     start_data: Mapped[dict[str, Any]] = mapped_column(nullable=False, default=dict)
     #: who opened it
-    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
     #: when it was opened
     created_dt: Mapped[datetime] = mapped_column(nullable=False)
     #: when it was closed or cancelled
-    closed_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    closed_dt: Mapped[datetime | None] = mapped_column(nullable=True)
 
     org_unit: Mapped[OrgUnit] = relationship()
     instances: Mapped[list[ProcessInstance]] = relationship(back_populates='case', order_by='ProcessInstance.id')

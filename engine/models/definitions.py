@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -39,11 +39,11 @@ class ProcessDefinition(Base):
     #: sha256 of the source; deploying the same source again creates no version
     checksum: Mapped[str] = mapped_column(sa.String(64), index=True, nullable=False)
     #: who deployed it (None for the system loader)
-    deployed_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
+    deployed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
     #: when
     deployed_dt: Mapped[datetime] = mapped_column(nullable=False)
 
-    deployed_by: Mapped[Optional[User]] = relationship()
+    deployed_by: Mapped[User | None] = relationship()
 
     def __repr__(self) -> str:
         return format_repr(self, 'id', 'key', 'version', kind='bpmn')

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -46,17 +46,17 @@ class ProcessInstance(Base):
     #: SpiffWorkflow serializer version of ``state``
     serializer_version: Mapped[str] = mapped_column(sa.String(16), nullable=False)
     #: earliest pending timer
-    next_timer_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    next_timer_dt: Mapped[datetime | None] = mapped_column(nullable=True)
     #: number of SpiffWorkflow tasks in the state (guard against runaway growth)
     task_count: Mapped[int] = mapped_column(nullable=False, default=0)
     #: the last failure, shown to supervisors
-    error_message: Mapped[Optional[str]] = mapped_column(sa.Text, nullable=True)
+    error_message: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     #: when it failed
-    error_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    error_dt: Mapped[datetime | None] = mapped_column(nullable=True)
     #: started at
     created_dt: Mapped[datetime] = mapped_column(nullable=False)
     #: reached an end event at
-    completed_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    completed_dt: Mapped[datetime | None] = mapped_column(nullable=True)
 
     case: Mapped[Case] = relationship(back_populates='instances')
     definition: Mapped[ProcessDefinition] = relationship()

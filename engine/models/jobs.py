@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -30,10 +30,10 @@ class Job(Base):
     #: idempotency key: the same effect is never scheduled twice
     key: Mapped[str] = mapped_column(sa.String(200), unique=True, nullable=False)
     #: the instance it acts on
-    instance_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('process_instances.id'), index=True,
+    instance_id: Mapped[int | None] = mapped_column(sa.ForeignKey('process_instances.id'), index=True,
                                                        nullable=True)
     #: the human task it concerns (reminders, escalations)
-    human_task_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('human_tasks.id'), index=True,
+    human_task_id: Mapped[int | None] = mapped_column(sa.ForeignKey('human_tasks.id'), index=True,
                                                          nullable=True)
     #: when it should run
     due_dt: Mapped[datetime] = mapped_column(nullable=False)
@@ -42,17 +42,17 @@ class Job(Base):
     #: how many times it was tried
     attempts: Mapped[int] = mapped_column(nullable=False, default=0)
     #: the worker holding it
-    lock_owner: Mapped[Optional[str]] = mapped_column(sa.String(64), nullable=True)
+    lock_owner: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     #: the lock lapses after this, so a crashed worker's job is picked up again
-    lock_expires_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    lock_expires_dt: Mapped[datetime | None] = mapped_column(nullable=True)
     #: what to do
     payload: Mapped[dict[str, Any]] = mapped_column(nullable=False, default=dict)
     #: the last failure
-    last_error: Mapped[Optional[str]] = mapped_column(sa.Text, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     #: created at
     created_dt: Mapped[datetime] = mapped_column(nullable=False)
     #: finished at
-    done_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    done_dt: Mapped[datetime | None] = mapped_column(nullable=True)
 
     def __repr__(self) -> str:
         return format_repr(self, 'id', 'kind', 'key', status='pending')

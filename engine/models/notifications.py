@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -33,14 +32,14 @@ class Notification(Base):
     #: detail
     body: Mapped[str] = mapped_column(sa.Text, nullable=False, default='')
     #: the case concerned
-    case_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('cases.id'), index=True, nullable=True)
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey('cases.id'), index=True, nullable=True)
     #: the task concerned
-    human_task_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('human_tasks.id'), index=True,
+    human_task_id: Mapped[int | None] = mapped_column(sa.ForeignKey('human_tasks.id'), index=True,
                                                          nullable=True)
     #: created at
     created_dt: Mapped[datetime] = mapped_column(nullable=False)
     #: opened at
-    read_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    read_dt: Mapped[datetime | None] = mapped_column(nullable=True)
 
     def __repr__(self) -> str:
         return format_repr(self, 'id', 'user_id', 'kind', read_dt=None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -30,13 +29,13 @@ class OrgUnit(Base):
     #: one of LEVELS
     level: Mapped[str] = mapped_column(sa.String(16), nullable=False)
     #: the parent unit; None for the root
-    parent_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('org_units.id'), index=True, nullable=True)
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey('org_units.id'), index=True, nullable=True)
     #: materialised path of ids, '/1/4/9/': everything under a unit is one indexed prefix query
     path: Mapped[str] = mapped_column(sa.String(255), index=True, nullable=False, default='')
     #: when the unit was created
     created_dt: Mapped[datetime] = mapped_column(nullable=False)
 
-    parent: Mapped[Optional[OrgUnit]] = relationship(remote_side=[id], back_populates='children')
+    parent: Mapped[OrgUnit | None] = relationship(remote_side=[id], back_populates='children')
     children: Mapped[list[OrgUnit]] = relationship(back_populates='parent')
 
     def contains(self, other: OrgUnit) -> bool:

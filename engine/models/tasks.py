@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -48,37 +48,37 @@ class HumanTask(Base):
     #: title shown to users
     title: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     #: the group whose members may claim it (None: only the assignee)
-    candidate_group: Mapped[Optional[str]] = mapped_column(sa.String(64), nullable=True)
+    candidate_group: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     #: the unit the task is handled at
     org_unit_id: Mapped[int] = mapped_column(sa.ForeignKey('org_units.id'), index=True, nullable=False)
     #: copy of the unit's path for subtree filters
     org_path: Mapped[str] = mapped_column(sa.String(255), nullable=False)
     #: who holds it now
-    assignee_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('users.id'), nullable=True)
+    assignee_id: Mapped[int | None] = mapped_column(sa.ForeignKey('users.id'), nullable=True)
     #: who delegated it and gets it back (delegation)
-    owner_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
     #: 0 normal, higher is more urgent
     priority: Mapped[int] = mapped_column(nullable=False, default=0)
     #: open / completed / cancelled
     status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default='open')
     #: camunda:formKey, if the task uses a registered form
-    form_key: Mapped[Optional[str]] = mapped_column(sa.String(128), nullable=True)
+    form_key: Mapped[str | None] = mapped_column(sa.String(128), nullable=True)
     #: the legal due time
-    due_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    due_dt: Mapped[datetime | None] = mapped_column(nullable=True)
     #: how the due time was computed, for "due 2025-10-16: 10 working days from ..."
-    due_rule: Mapped[Optional[dict[str, Any]]] = mapped_column(nullable=True)
+    due_rule: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     #: when it became ready
     created_dt: Mapped[datetime] = mapped_column(nullable=False)
     #: when it was completed or cancelled
-    completed_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    completed_dt: Mapped[datetime | None] = mapped_column(nullable=True)
     #: who completed it
-    completed_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
+    completed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
 
     instance: Mapped[ProcessInstance] = relationship()
     case: Mapped[Case] = relationship()
     org_unit: Mapped[OrgUnit] = relationship()
-    assignee: Mapped[Optional[User]] = relationship(foreign_keys=[assignee_id])
-    completed_by: Mapped[Optional[User]] = relationship(foreign_keys=[completed_by_id])
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    completed_by: Mapped[User | None] = relationship(foreign_keys=[completed_by_id])
 
     @property
     def is_open(self) -> bool:

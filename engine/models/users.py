@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -34,9 +34,9 @@ class User(Base):
     #: failed logins since the last success
     failed_logins: Mapped[int] = mapped_column(nullable=False, default=0)
     #: login refused until this time after too many failures
-    locked_until_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    locked_until_dt: Mapped[datetime | None] = mapped_column(nullable=True)
     #: last successful login
-    last_login_dt: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    last_login_dt: Mapped[datetime | None] = mapped_column(nullable=True)
     #: when the account was created
     created_dt: Mapped[datetime] = mapped_column(nullable=False)
 

@@ -295,6 +295,7 @@ def upgrade() -> None:
 
     # ### end Alembic commands ###
 
+    op.execute("INSERT INTO audit_chain_head (id, last_event_id, last_hash) VALUES (1, 0, '')")
     _create_audit_guards()
 
 

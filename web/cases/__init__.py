@@ -1,0 +1,1 @@
+"""Starting cases, the case list and the case page."""

@@ -1,0 +1,25 @@
+"""URLs of the cases area."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from web.cases.controllers import (
+    CaseListView,
+    NewCaseView,
+    SearchCasesView,
+    ShowCaseView,
+    ShowStartFormView,
+    StartCaseView,
+)
+
+bp = Blueprint('cases', __name__, template_folder='templates')
+
+bp.add_url_rule('/cases', 'list_cases', view_func=CaseListView.as_view('list_cases'), methods=['GET'])
+bp.add_url_rule('/cases', 'search_cases', view_func=SearchCasesView.as_view('search_cases'), methods=['POST'])
+bp.add_url_rule('/cases/new', 'new_case', view_func=NewCaseView.as_view('new_case'))
+bp.add_url_rule('/cases/new/<key>', 'show_start_form', view_func=ShowStartFormView.as_view('show_start_form'),
+                methods=['GET'])
+bp.add_url_rule('/cases/new/<key>', 'start_case', view_func=StartCaseView.as_view('start_case'),
+                methods=['POST'])
+bp.add_url_rule('/cases/<int:case_id>', 'show_case', view_func=ShowCaseView.as_view('show_case'))

@@ -1,0 +1,1 @@
+"""The to-do list (待办) and the task page."""
