@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PG_TEST_DB ?= fengqiao_test
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/$(PG_TEST_DB)
 
-.PHONY: run test setup test-sqlite test-postgres lint translations
+.PHONY: run test setup test-sqlite test-postgres lint translations bench
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -38,3 +38,8 @@ test-sqlite:
 
 test-postgres:
 	FENGQIAO_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -q tests/engine tests/api -m "not browser"
+
+## Benchmarks (not part of the test run); figures print with their same-run baselines.
+bench: setup
+	scripts/ensure-postgres.sh fengqiao_bench
+	$(BIN)/python -m benchmarks.bench_complete
