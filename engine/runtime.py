@@ -43,7 +43,7 @@ from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
 from engine.models.users import User
 from engine.profiles import profile_for
-from engine.sandbox import SandboxedScriptEngine
+from engine.sandbox import SandboxedScriptEngine, find_script_refused
 from engine.serializer import SERIALIZER_VERSION, dump_state, load_state
 from engine.specs import ProcessBundle, UserTaskInfo
 
@@ -110,11 +110,9 @@ def _save(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, o
 # -- running and guards --------------------------------------------------------------------------------
 
 def _fault_message(exc: Exception) -> str:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ScriptRefused):
-            return f'脚本被拒绝执行：{cause.message}'
-        cause = getattr(cause, 'exception', None) or cause.__cause__
+    refused = find_script_refused(exc)
+    if refused is not None:
+        return f'脚本被拒绝执行：{refused.message}'
     return f'流程执行出错：{exc}'
 
 
@@ -219,25 +217,35 @@ def _timer_due(task: Task) -> datetime | None:
 
 
 def _sync_timer_jobs(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow) -> None:
-    """Keep one pending timer job per waiting timer event and set ``next_timer_dt``."""
-    wanted: dict[str, datetime] = {}
+    """Keep one pending timer job per waiting timer event and set ``next_timer_dt``.
+
+    A pending job whose timer no longer waits for it is settled in this same transaction: ``done`` if
+    the timer fired (its event completed, or a cycle moved on to its next time), ``cancelled`` if it was
+    withdrawn (its event was cancelled, e.g. the task it sat on was completed first). A key that already
+    has a job, in any status, is never scheduled again: a fired timer cannot fire twice, and a timer job
+    a supervisor cancelled stays cancelled.
+    """
+    wanted: dict[str, tuple[datetime, Task]] = {}
+    states: dict[str, int] = {}
     for task in _all_tasks(workflow):
-        spec = task.task_spec
-        if task.state == TaskState.WAITING and isinstance(getattr(spec, 'event_definition', None),
+        states[str(task.id)] = task.state
+        if task.state == TaskState.WAITING and isinstance(getattr(task.task_spec, 'event_definition', None),
                                                           TimerEventDefinition):
             due = _timer_due(task)
             if due is not None:
-                wanted[f'timer:{instance.id}:{task.id}:{due.isoformat()}'] = due
+                wanted[f'timer:{instance.id}:{task.id}:{due.isoformat()}'] = (due, task)
     existing = session.scalars(sa.select(Job).where(Job.instance_id == instance.id, Job.kind == 'timer',
                                                     Job.status == 'pending')).all()
     for job in existing:
-        if job.key not in wanted:
-            job.status, job.done_dt = 'cancelled', now()
-        else:
-            wanted.pop(job.key)
-    for key, due in wanted.items():
-        session.add(Job(kind='timer', key=key, instance_id=instance.id, due_dt=due, status='pending',
-                        payload={}, created_dt=now()))
+        if wanted.pop(job.key, None) is None:
+            # The key is timer:{instance}:{task}:{due}; the task's state tells "fired" from "withdrawn".
+            fired = states.get(job.key.split(':', 3)[2]) in (TaskState.COMPLETED, TaskState.WAITING)
+            job.status, job.done_dt = ('done' if fired else 'cancelled'), now()
+    taken = set(session.scalars(sa.select(Job.key).where(Job.key.in_(list(wanted))))) if wanted else set()
+    for key, (due, task) in wanted.items():
+        if key not in taken:
+            session.add(Job(kind='timer', key=key, instance_id=instance.id, due_dt=due, status='pending',
+                            payload={'bpmn_id': task.task_spec.bpmn_id}, created_dt=now()))
     session.flush()
     instance.next_timer_dt = session.scalar(sa.select(sa.func.min(Job.due_dt)).where(
         Job.instance_id == instance.id, Job.kind == 'timer', Job.status == 'pending'))
@@ -382,7 +390,12 @@ def complete_task(session: Session, task_id: int, data: Mapping[str, Any], *, ac
 
 
 def fire_timers(session: Session, instance_id: int) -> ProcessInstance:
-    """Let every due timer of the instance fire and run the instance on (called by the worker)."""
+    """Let every due timer of the instance fire and run the instance on (called by the worker).
+
+    Idempotent: a timer that already fired no longer waits, so calling this again (a job run twice,
+    or a timer a user command already fired) only re-saves the instance. Each fired timer's pending job
+    is marked ``done`` here, in the same transaction (see ``_sync_timer_jobs``).
+    """
     instance = _lock_instance(session, instance_id)
     if instance.status in ('completed', 'suspended'):
         return instance

@@ -10,7 +10,9 @@ RestrictedPython instead:
   ``try`` forms that could swallow the CPU-limit interruption; ``**``, ``*`` and ``<<`` become calls to
   guards that refuse results big enough to stall the interpreter inside a single C call;
 * the code runs with a tiny builtins mapping (:data:`BASE_HELPERS` plus :func:`register_helper` additions)
-  and the guard functions RestrictedPython's rewritten code calls (``_getattr_``, ``_getitem_`` ...);
+  and the guard functions RestrictedPython's rewritten code calls (``_getattr_``, ``_getitem_`` ...).
+  Its ``__import__`` is not Python's: it hands only ``time`` and ``_strptime`` to the C code of
+  ``datetime`` (``strftime``, ``strptime``, ``date.today``) and refuses everything else;
 * a per-thread ``sys.settrace`` hook stops it after :attr:`SandboxedEnvironment.cpu_time_limit` seconds of
   CPU time.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib
 import keyword
 import operator
 import re
@@ -154,8 +157,9 @@ class SandboxPolicy(RestrictingNodeTransformer):
         return node
 
     def visit_Try(self, node: ast.Try) -> ast.AST:
-        # A bare ``except:`` or a ``finally`` that breaks/continues/returns would swallow the CPU-limit
-        # interruption; a handler type that is an arbitrary expression could name BaseException.
+        # The CPU-limit interruption must reach the caller: a bare ``except:`` would catch it, a ``finally``
+        # could ``continue``/``return`` it away, and a handler type that is an arbitrary expression could
+        # evaluate to BaseException.  Named handlers can only catch what the builtins name.
         if node.finalbody:
             self.error(node, '不允许使用 finally 子句')
         for handler in node.handlers:
@@ -178,6 +182,17 @@ class SandboxPolicy(RestrictingNodeTransformer):
         result = super().visit_Attribute(node)
         assert isinstance(result, ast.AST)
         return result
+
+    def visit_While(self, node: ast.While) -> ast.AST:
+        node = self.node_contents_visit(node)
+        # CPython 3.11 emits no trace event for a loop that jumps back onto itself (``while True: pass``
+        # compiles to one self-jump), so the CPU limit would never fire.  Loading a name first gives
+        # every iteration a real backward jump, which the tracer does see.
+        tick = ast.Expr(ast.Name('_loop_', ast.Load()))
+        copy_locations(tick, node)
+        copy_locations(tick.value, node)
+        node.body.insert(0, tick)
+        return node
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         node = self.node_contents_visit(node)
@@ -400,6 +415,8 @@ def _numeric_sum(iterable: Iterable[Any], /, start: Any = 0) -> Any:
     return sum(iterable, start)
 
 
+# Built from scratch rather than from RestrictedPython's safe_builtins/utility_builtins: those carry
+# __build_class__, setattr, id and whole modules (math, random, string) that scripts do not need.
 #: The helpers every script and expression sees, before :func:`register_helper` additions.
 BASE_HELPERS: Final[Mapping[str, Any]] = types.MappingProxyType({
     'len': len,
@@ -430,7 +447,21 @@ BASE_HELPERS: Final[Mapping[str, Any]] = types.MappingProxyType({
     **_EXCEPTION_CLASSES,
 })
 
+# C code in the datetime module (strftime, strptime, date.today, f"{d:%Y}") imports these through the
+# builtins of the *calling* frame, which are ours.  Scripts themselves cannot reach this hook: ``import``
+# and every ``_``-prefixed name are refused at compile time.
+_HOST_IMPORTS: Final = frozenset({'time', '_strptime'})
+
+
+def _host_import(name: str, globals: object = None, locals: object = None,
+                 fromlist: object = (), level: int = 0) -> types.ModuleType:
+    if level == 0 and name in _HOST_IMPORTS:
+        return importlib.import_module(name)
+    raise ScriptRefused(f'不允许导入模块 {name}')
+
+
 _GUARDS: Final[Mapping[str, Any]] = types.MappingProxyType({
+    '__import__': _host_import,
     '_getattr_': _guarded_getattr,
     '_getitem_': _guarded_getitem,
     '_getiter_': iter,
@@ -443,9 +474,11 @@ _GUARDS: Final[Mapping[str, Any]] = types.MappingProxyType({
     '_pow_': _guarded_pow,
     '_mul_': _guarded_mul,
     '_lshift_': _guarded_lshift,
+    '_loop_': None,
 })
 
-# Names the sandbox itself puts into a script's globals; they never stay in task data.
+# Names the sandbox reserves: its guards, ``__builtins__`` and the ``_print`` collector RestrictedPython
+# assigns.  Task data may not use them, and execute() never leaves them in it.
 _INTERNAL_NAMES: Final = frozenset({'__builtins__', '_print'}) | frozenset(_GUARDS)
 
 #: A service operation: called with the task data and SpiffWorkflow's remaining keyword arguments
@@ -501,7 +534,8 @@ def unregister_helper(name: str) -> None:
     """
     global _builtins
     with _registry_lock:
-        if _extra_helpers.pop(name, None) is not None:
+        if name in _extra_helpers:
+            del _extra_helpers[name]
             _builtins = _build_builtins()
 
 
