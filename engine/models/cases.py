@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base, format_repr
@@ -68,10 +69,15 @@ class Case(Base):
     org_unit: Mapped[OrgUnit] = relationship()
     instances: Mapped[list[ProcessInstance]] = relationship(back_populates='case', order_by='ProcessInstance.id')
 
-    @property
+    @hybrid_property
     def status(self) -> str:
-        """open, closed or cancelled."""
+        """open, closed or cancelled; read-only, so that only the transition methods change it."""
         return self._status
+
+    @status.inplace.expression
+    @classmethod
+    def _status_expression(cls) -> sa.ColumnElement[str]:
+        return cls._status  # type: ignore[return-value]
 
     def close(self, when: datetime) -> None:
         """Mark the case closed (its lifecycle reached an end event)."""

@@ -49,9 +49,10 @@ MAX_CURSOR_DIGITS = 18
 
 # -- responses ----------------------------------------------------------------------------------------
 
-def respond(schema: Schema, obj: Any, status: int = 200) -> ResponseReturnValue:
+def respond(schema: Schema, obj: Any, status: int = 200,
+            headers: dict[str, str] | None = None) -> ResponseReturnValue:
     """Dump ``obj`` through ``schema`` as a JSON response."""
-    return jsonify(schema.dump(obj)), status
+    return jsonify(schema.dump(obj)), status, headers or {}
 
 
 def error_response(code: str, message: str, status: int, *, fields: dict[str, list[str]] | None = None,
@@ -115,7 +116,7 @@ def load_args(schema: Schema) -> dict[str, Any]:
 # -- paging -------------------------------------------------------------------------------------------
 
 def _cursor_id(cursor: str | None) -> int | None:
-    if cursor is None:
+    if not cursor:
         return None
     if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= MAX_CURSOR_DIGITS):
         raise ValidationFailed('分页参数无效', {'cursor': ['无法识别的分页游标。']})
@@ -210,7 +211,9 @@ class CreateToken(ApiView):
         except LoginFailed:
             # Returned rather than raised: the base view then commits, keeping the failure count.
             return error_response('login_failed', MSG_LOGIN_FAILED, 401)
-        return respond(schemas.TokenSchema(), {'token': issue_token(db(), user)})
+        # A credential: no cache or proxy may keep it (RFC 6749 §5.1).
+        return respond(schemas.TokenSchema(), {'token': issue_token(db(), user)},
+                       headers={'Cache-Control': 'no-store', 'Pragma': 'no-cache'})
 
 
 # -- definitions ----------------------------------------------------------------------------------------
@@ -280,9 +283,9 @@ class ListCases(ApiView):
         if args['kind']:
             query = query.where(Case.kind == args['kind'])
         if args['status']:
-            query = query.where(Case._status == args['status'])
-        if args['q']:
-            q = args['q'].strip()
+            query = query.where(Case.status == args['status'])
+        q = (args['q'] or '').strip()
+        if q:  # a blank search box filters nothing
             query = query.where(sa.or_(Case.number.startswith(q, autoescape=True),
                                        Case.person_name.startswith(q, autoescape=True),
                                        Case.id_number == q.upper()))
@@ -321,10 +324,11 @@ class StartCase(ApiView):
 class CaseView(ApiView):
     """Base of the handlers of one case: loads it, 404 unless the caller may see it."""
 
-    error_statuses = (404,)
+    error_statuses: ClassVar[tuple[int, ...]] = (404,)
     case: Case
 
-    def load(self, case_id: int, **kwargs: Any) -> None:
+    def load(self, **kwargs: Any) -> None:
+        case_id: int = kwargs['case_id']
         case = db().scalars(visible_cases(current_scope()).where(Case.id == case_id)).one_or_none()
         if case is None:
             raise NotFound('案件不存在')
@@ -377,11 +381,11 @@ class ListTasks(ApiView):
 class TaskView(ApiView):
     """Base of the handlers of one task: loads it, 404 unless the caller may see it."""
 
-    error_statuses = (404,)
+    error_statuses: ClassVar[tuple[int, ...]] = (404,)
     task: HumanTask
 
-    def load(self, task_id: int, **kwargs: Any) -> None:
-        self.task = runtime.get_task(db(), task_id, current_scope())
+    def load(self, **kwargs: Any) -> None:
+        self.task = runtime.get_task(db(), kwargs['task_id'], current_scope())
 
 
 class GetTask(TaskView):

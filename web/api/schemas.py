@@ -29,9 +29,16 @@ _COMMON_MESSAGES = {
 # -- fields with Chinese messages -------------------------------------------------------------------
 
 class Text(fields.String):
-    """A string field whose errors read in Chinese."""
+    """A string field whose errors read in Chinese; refuses NUL, which PostgreSQL cannot store."""
 
-    default_error_messages = {**_COMMON_MESSAGES, 'invalid': '应为文本。', 'invalid_utf8': '包含无效的字符。'}
+    default_error_messages = {**_COMMON_MESSAGES, 'invalid': '应为文本。', 'invalid_utf8': '包含无效的字符。',
+                              'nul': '包含无法保存的字符。'}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if '\x00' in text:
+            raise self.make_error('nul')
+        return text
 
 
 class Count(fields.Integer):
@@ -152,7 +159,7 @@ class CaseArgsSchema(PageArgsSchema):
 
     kind = Text(load_default=None, metadata={'description': '流程编码'})
     status = Text(load_default=None, validate=validate.OneOf(CASE_STATUSES, error='可选值：{choices}。'))
-    q = Text(load_default=None, validate=_length(1, 64),
+    q = Text(load_default=None, validate=_length(0, 64),
              metadata={'description': '案件编号或姓名的开头，或完整的身份证号'})
 
 
@@ -334,7 +341,7 @@ class CaseSchema(Schema):
     org_unit = fields.Nested(OrgUnitRefSchema)
     risk_colour = fields.String(allow_none=True)
     person_name = fields.String(allow_none=True)
-    id_number = MaskedIdNumber(allow_none=True)
+    id_number: fields.String = MaskedIdNumber(allow_none=True)
     hospital = fields.String(allow_none=True)
     claimed_amount = fields.Decimal(as_string=True, allow_none=True)
     start_event_on = fields.Date(allow_none=True)
