@@ -13,15 +13,15 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 translations: $(BIN)/.installed
-	$(BIN)/pybabel compile --use-fuzzy -q -d translations
+	$(BIN)/pybabel -q compile --use-fuzzy -d translations
 
 setup: $(BIN)/.installed translations
 
-## Serve Fengqiao on http://127.0.0.1:5000 with SQLite and the demo data.
+## Serve Fengqiao on http://127.0.0.1:5000 with SQLite and the demo data, and a worker in the same process.
 run: setup
 	FENGQIAO_DEMO=1 $(BIN)/flask --app wsgi init-db
 	FENGQIAO_DEMO=1 $(BIN)/flask --app wsgi load-demo
-	FENGQIAO_DEMO=1 $(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000
+	FENGQIAO_DEMO=1 $(BIN)/flask --app wsgi serve --host 127.0.0.1 --port 5000
 
 ## The whole suite: lint, SQLite pass, PostgreSQL pass.
 test: setup
@@ -43,3 +43,4 @@ test-postgres:
 bench: setup
 	scripts/ensure-postgres.sh fengqiao_bench
 	$(BIN)/python -m benchmarks.bench_complete
+	$(BIN)/python -m benchmarks.bench_timers

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from engine.models.cases import Case
+from engine.models.cases import Case, CaseAccessGrant
 from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
 from engine.models.users import Group, Membership, User
@@ -95,15 +95,37 @@ def load_scope(session: Session, user: User) -> Scope:
     return Scope(user.id, tuple((code, path) for code, path in rows))
 
 
-def _path_filter(column: sa.ColumnElement[str] | InstrumentedAttribute[str], paths: tuple[str, ...]) -> sa.ColumnElement[bool]:
+def _path_filter(column: sa.ColumnElement[str] | InstrumentedAttribute[str],
+                 paths: tuple[str, ...]) -> sa.ColumnElement[bool]:
     if not paths:
         return sa.false()
     return sa.or_(*(column.startswith(p) for p in paths))
 
 
+def visible_cases_clause(scope: Scope) -> sa.ColumnElement[bool]:
+    """Cases in the user's subtrees, plus cases their units keep read access to after a transfer."""
+    granted = sa.exists().where(CaseAccessGrant.case_id == Case.id, _grant_filter(scope))
+    return sa.or_(_path_filter(Case.org_path, scope.case_paths), granted)
+
+
+def _grant_filter(scope: Scope) -> sa.ColumnElement[bool]:
+    # A grant to a county reaches its townships' staff, and the supervisors above it.
+    clauses = [sa.or_(CaseAccessGrant.org_path.startswith(path), sa.literal(path).startswith(CaseAccessGrant.org_path))
+               for path in scope.case_paths]
+    return sa.or_(*clauses) if clauses else sa.false()
+
+
 def visible_cases(scope: Scope) -> sa.Select[tuple[Case]]:
     """A select of the cases ``scope`` may see."""
-    return sa.select(Case).where(_path_filter(Case.org_path, scope.case_paths))
+    return sa.select(Case).where(visible_cases_clause(scope))
+
+
+def can_view_case(session: Session, scope: Scope, case: Case) -> bool:
+    """Whether ``scope`` may read ``case`` (its subtree or a grant kept after a transfer)."""
+    if scope.sees_path(case.org_path):
+        return True
+    return bool(session.scalar(sa.select(sa.exists().where(CaseAccessGrant.case_id == case.id,
+                                                          _grant_filter(scope)))))
 
 
 def visible_tasks_clause(scope: Scope) -> sa.ColumnElement[bool]:

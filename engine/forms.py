@@ -706,10 +706,29 @@ def build_schema(form: FormSpec) -> Schema:
     return schema_class()
 
 
+#: hand-made forms: formKey → marshmallow schema class (e.g. a mediation agreement with its parties)
+_registered_forms: dict[str, type[Schema]] = {}
+
+
+def register_form(key: str, schema: type[Schema]) -> None:
+    """Register ``schema`` as the hand-made form ``camunda:formKey="key"`` (a domain package calls this).
+
+    The schema's ``load`` validates the submission; its result must be JSON-serialisable or made of
+    dates, datetimes and decimals (converted to ISO strings and decimal strings).
+    """
+    _registered_forms[key] = schema
+
+
+def registered_form(key: str | None) -> type[Schema] | None:
+    """The schema registered for form key ``key``, if any."""
+    return _registered_forms.get(key) if key else None
+
+
 def validate_form(form: FormSpec, data: Mapping[str, Any]) -> dict[str, Any]:
     """Check submitted values against ``form`` and return clean task data.
 
-    Every non-readonly field appears in the result: strings, ``int`` for long, ``bool`` for
+    A form whose key names a registered hand-made form is validated by that form's schema. Otherwise
+    every non-readonly field appears in the result: strings, ``int`` for long, ``bool`` for
     boolean, ISO ``YYYY-MM-DD`` strings for date, option ids for enum, and strings with exactly
     two decimal places for decimal; optional fields left empty are ``None`` (booleans ``False``).
 
@@ -720,17 +739,42 @@ def validate_form(form: FormSpec, data: Mapping[str, Any]) -> dict[str, Any]:
     :raise ValidationFailed: with every field's messages at once; unknown keys are reported
         under their own name
     """
+    schema_class = registered_form(form.key)
     try:
+        if schema_class is not None:
+            return _jsonable(schema_class().load(data))
         return dict(build_schema(form).load(data))
     except ValidationError as error:
         raise ValidationFailed(_(MSG_FORM_INVALID), fields=_field_messages(error.messages)) from None
 
 
-def _field_messages(messages: Any) -> dict[str, list[str]]:
-    """marshmallow's error structure as ``{field_id: [message, ...]}``."""
+def _jsonable(value: Any) -> dict[str, Any]:
+    def convert(item: Any) -> Any:
+        if isinstance(item, Mapping):
+            return {str(k): convert(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [convert(v) for v in item]
+        if isinstance(item, (dt.date, dt.datetime)):
+            return item.isoformat()
+        if isinstance(item, Decimal):
+            return str(item)
+        return item
+    result = convert(value)
+    return result if isinstance(result, dict) else {'value': result}
+
+
+def _field_messages(messages: Any, prefix: str = '') -> dict[str, list[str]]:
+    """marshmallow's error structure as ``{field_id: [message, ...]}``; nested fields as ``parties.0.name``."""
     if not isinstance(messages, dict):
-        return {'_schema': [str(message) for message in _as_list(messages)]}
-    return {str(key): [str(message) for message in _as_list(value)] for key, value in messages.items()}
+        return {prefix or '_schema': [str(message) for message in _as_list(messages)]}
+    flat: dict[str, list[str]] = {}
+    for key, value in messages.items():
+        name = f'{prefix}.{key}' if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(_field_messages(value, name))
+        else:
+            flat[name] = [str(message) for message in _as_list(value)]
+    return flat
 
 
 def _as_list(value: Any) -> list[Any]:

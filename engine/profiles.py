@@ -40,6 +40,8 @@ class CaseProfile:
     :param title: builds the list title from start data
     :param columns: maps start data to subject columns; raises ValidationFailed on bad values
     :param validate: extra checks across fields; returns ``{field: [messages]}``
+    :param attach_to_case: a request process (外出, 变更执行地, 报警核查...): started on the existing case
+        named by the ``case_id`` start field instead of opening a new case
     """
 
     prefix: str = 'AJ'
@@ -48,6 +50,7 @@ class CaseProfile:
         default=lambda data, name: str(data.get('person_name') or data.get('title') or name))
     columns: Callable[[Mapping[str, Any]], dict[str, Any]] = _default_columns
     validate: Callable[[Mapping[str, Any]], dict[str, list[str]]] = field(default=lambda data: {})
+    attach_to_case: bool = False
 
     def subject_columns(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Validate ``data`` and return the Case column values it yields."""

@@ -29,12 +29,20 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine import audit
+from engine import audit, clocks, reminders
 from engine.access import Scope
 from engine.clock import LOCAL_ZONE, now
 from engine.definitions import latest_definition, process_bundle
-from engine.errors import AccessDenied, Conflict, NotFound, ScriptRefused, ValidationFailed, WorkflowFault
-from engine.forms import FormSpec, validate_form
+from engine.errors import (
+    AccessDenied,
+    Conflict,
+    EngineError,
+    NotFound,
+    ScriptRefused,
+    ValidationFailed,
+    WorkflowFault,
+)
+from engine.forms import FormSpec, registered_form, validate_form
 from engine.models.cases import Case
 from engine.models.definitions import ProcessDefinition
 from engine.models.instances import ProcessInstance
@@ -45,6 +53,7 @@ from engine.models.users import User
 from engine.profiles import profile_for
 from engine.sandbox import SandboxedScriptEngine, find_script_refused
 from engine.serializer import SERIALIZER_VERSION, dump_state, load_state
+from engine.services import ServiceContext, service_context
 from engine.specs import ProcessBundle, UserTaskInfo
 
 
@@ -121,8 +130,21 @@ def _advance(workflow: BpmnWorkflow) -> list[Any]:
     try:
         workflow.do_engine_steps()
     except (SpiffWorkflowException, ScriptRefused) as exc:
+        domain_error = _domain_error(exc)
+        if domain_error is not None:
+            raise domain_error from exc
         raise WorkflowFault(_fault_message(exc)) from exc
     return _check_guards(workflow)
+
+
+def _domain_error(exc: BaseException) -> EngineError | None:
+    """An EngineError a service operation raised (Conflict, ValidationFailed...), unwrapped."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, EngineError) and not isinstance(cause, ScriptRefused):
+            return cause
+        cause = getattr(cause, 'exception', None) or cause.__cause__
+    return None
 
 
 def _check_guards(workflow: BpmnWorkflow) -> list[Any]:
@@ -170,11 +192,15 @@ def _new_human_task(session: Session, instance: ProcessInstance, case: Case, spi
     info = bundle.user_tasks.get(bpmn_id)
     unit = _task_org_unit(session, case, info, spiff.data)
     groups = info.candidate_groups if info else ((spiff.task_spec.lane,) if spiff.task_spec.lane else ())
+    created = now()
+    due_dt, due_rule = clocks.task_due(session, case, unit.path, info.properties if info else {}, spiff.data,
+                                       created)
     return HumanTask(
         instance_id=instance.id, case_id=case.id, spiff_task_id=str(spiff.id), bpmn_id=bpmn_id,
         title=info.title if info else (spiff.task_spec.bpmn_name or bpmn_id),
         candidate_group=groups[0] if groups else None, org_unit_id=unit.id, org_path=unit.path,
-        form_key=info.form.key if info else None, priority=0, status='open', created_dt=now())
+        form_key=info.form.key if info else None, priority=0, status='open', created_dt=created,
+        due_dt=due_dt, due_rule=due_rule)
 
 
 def _sync_human_tasks(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
@@ -190,6 +216,7 @@ def _sync_human_tasks(session: Session, instance: ProcessInstance, workflow: Bpm
             open_rows.append(row)
             continue
         row.status, row.completed_dt = 'cancelled', now()
+        reminders.cancel_task_jobs(session, row)
         audit.record(session, 'task.cancelled', actor=actor, case_id=row.case_id, instance_id=instance.id,
                      task_id=row.id, org_path=row.org_path, before={'status': 'open'},
                      after={'status': 'cancelled'})
@@ -201,6 +228,10 @@ def _sync_human_tasks(session: Session, instance: ProcessInstance, workflow: Bpm
         audit.record(session, 'task.created', actor=actor, case_id=case.id, instance_id=instance.id,
                      task_id=row.id, org_path=row.org_path,
                      after={'bpmn_id': row.bpmn_id, 'candidate_group': row.candidate_group})
+        reminders.schedule_task_jobs(session, row)
+        info = bundle.user_tasks.get(row.bpmn_id)
+        if info is not None:
+            clocks.on_task_ready(session, row, info.properties, actor)
         open_rows.append(row)
     return open_rows
 
@@ -254,7 +285,8 @@ def _sync_timer_jobs(session: Session, instance: ProcessInstance, workflow: Bpmn
 def _settle(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, bundle: ProcessBundle,
             actor: User | None) -> list[HumanTask]:
     """Run the engine, then sync tasks and jobs and save; shared by every command."""
-    events = _advance(workflow)
+    with service_context(ServiceContext(session, instance.case, instance, actor)):
+        events = _advance(workflow)
     open_rows = _sync_human_tasks(session, instance, workflow, bundle, actor)
     _sync_timer_jobs(session, instance, workflow)
     _record_events(session, instance, events)
@@ -273,7 +305,7 @@ def _settle(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
 
 def _clean(form: FormSpec | None, data: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``data`` against ``form``; without form fields, accept plain scalar values only."""
-    if form is not None and form.fields:
+    if form is not None and (form.fields or registered_form(form.key)):
         return validate_form(form, data)
     return _free_data(data)
 
@@ -331,19 +363,39 @@ def start_case(session: Session, process_key: str, data: Mapping[str, Any], *, a
                org_unit: OrgUnit, scope: Scope | None = None) -> tuple[Case, list[HumanTask]]:
     """Open a case of ``process_key`` at ``org_unit`` and run its lifecycle to the first wait state.
 
+    A request process (its profile has ``attach_to_case``) is started on the open case named by its
+    ``case_id`` start field instead, and ``org_unit`` is not used.
+
     :param data: start data, validated against the start event's form (or plain values if it has none)
-    :param scope: the caller's grants; the org unit must lie within them (None for system callers)
-    :return: the case and its first open tasks
+    :param scope: the caller's grants; the org unit (or the case) must lie within them (None for the system)
+    :return: the case and the new instance's first open tasks
     """
-    if scope is not None and not scope.sees_path(org_unit.path):
-        raise NotFound('机构不存在')
     definition = latest_definition(session, process_key)
     bundle = process_bundle(session, definition)
     clean = _clean(bundle.start_form, data)
+    if profile_for(process_key).attach_to_case:
+        return _start_request(session, definition, clean, actor, scope)
+    if scope is not None and not scope.sees_path(org_unit.path):
+        raise NotFound('机构不存在')
     case = _new_case(session, definition, clean, actor, org_unit)
     audit.record(session, 'case.started', actor=actor, case_id=case.id, org_path=case.org_path,
                  after={'number': case.number, 'kind': case.kind, 'data': clean})
     _, tasks = start_instance(session, case, definition, clean, actor=actor, is_lifecycle=True)
+    return case, tasks
+
+
+def _start_request(session: Session, definition: ProcessDefinition, data: dict[str, Any], actor: User | None,
+                   scope: Scope | None) -> tuple[Case, list[HumanTask]]:
+    case = session.get(Case, data.get('case_id')) if isinstance(data.get('case_id'), int) else None
+    # Requests are started by the case's own units only: a read grant kept after a transfer is not enough.
+    if case is None or (scope is not None and not scope.sees_path(case.org_path)):
+        raise NotFound('案件不存在')
+    if case.status != 'open':
+        raise Conflict(f'案件 {case.number} 已结案，不能再发起申请。')
+    profile_for(definition.key).subject_columns(data)
+    audit.record(session, 'request.started', actor=actor, case_id=case.id, org_path=case.org_path,
+                 after={'kind': definition.key, 'data': data})
+    _, tasks = start_instance(session, case, definition, data, actor=actor, is_lifecycle=False)
     return case, tasks
 
 
@@ -383,9 +435,12 @@ def complete_task(session: Session, task_id: int, data: Mapping[str, Any], *, ac
     claimed = task.assignee_id is None
     task.assignee_id = task.assignee_id or actor.id
     task.status, task.completed_dt, task.completed_by_id = 'completed', now(), actor.id
+    reminders.cancel_task_jobs(session, task)
     audit.record(session, 'task.completed', actor=actor, case_id=task.case_id, instance_id=instance.id,
                  task_id=task.id, org_path=task.org_path, before=before, after=clean,
                  note='认领并办理' if claimed else None)
+    if info is not None:
+        clocks.on_task_completed(session, task, info.properties, spiff.data, actor)
     return task, _settle(session, instance, workflow, bundle, actor)
 
 

@@ -46,6 +46,7 @@ from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 
 from engine.errors import DeploymentRejected, ScriptRefused
 from engine.i18n import N_, _
+from engine.services import FengqiaoParser, is_registered
 
 if TYPE_CHECKING:
     from engine.forms import FormSpec
@@ -104,7 +105,8 @@ MSG_ALL_CALLED = N_('所有可执行的流程都被调用活动引用，无法�
 MSG_AMBIGUOUS = N_('有多个未被调用的可执行流程（{ids}），无法确定主流程：请只保留一个。')
 
 MSG_UNSUPPORTED_ELEMENT = N_('不支持的元素类型“{tag}”：本系统的流程引擎无法执行它。')
-MSG_SERVICE_TASK = N_('不支持服务任务（bpmn:serviceTask）：在本系统中它不会执行任何操作，请改用脚本任务。')
+MSG_SERVICE_TASK = N_(
+    '服务任务须设为外部任务（camunda:type="external"），并以 camunda:topic 指定已注册的服务操作；"{topic}" 未注册。')
 MSG_UNSUPPORTED_EVENT_DEFINITION = N_('“{tag}”不支持“{definition}”事件定义，引擎会把它当作普通事件处理。')
 MSG_IGNORED_EXTENSION = N_('不支持 camunda:{name}：引擎会忽略它，设置不会生效。')
 MSG_ZEEBE = N_('不支持 Camunda 8 的扩展 zeebe:{name}：请在建模器中选择 Camunda 7（Camunda Platform）。')
@@ -165,14 +167,10 @@ _NONE = N_('无')
 # Derived from the parser itself so that an upgrade that adds a parser class widens this set.
 _PARSED_FLOW_NODES: Final = frozenset(
     etree.QName(tag).localname
-    for tag in {**CamundaParser.PARSER_CLASSES, **CamundaParser.OVERRIDE_PARSER_CLASSES}
+    for tag in {**FengqiaoParser.PARSER_CLASSES, **FengqiaoParser.OVERRIDE_PARSER_CLASSES}
 )
 
-# Parsed, but in the Camunda dialect a service task is a no-op: it completes without calling
-# anything (only SpiffWorkflow's own "spiff" dialect calls the script engine's call_service).
-_REFUSED_FLOW_NODES: Final = {'serviceTask': MSG_SERVICE_TASK}
-
-_FLOW_NODES: Final = _PARSED_FLOW_NODES - set(_REFUSED_FLOW_NODES)
+_FLOW_NODES: Final = _PARSED_FLOW_NODES
 
 _CONTAINERS: Final = frozenset({'process', 'subProcess', 'transaction', 'adHocSubProcess'})
 
@@ -214,6 +212,8 @@ _IGNORED_CAMUNDA_ATTRIBUTES: Final = frozenset({
     'type', 'topic', 'resultVariable', 'mapDecisionResult', 'initiator',
 })
 # On the process: who may start it. Ignored, it would give a false sense of access control.
+# On a service task these two name the operation to run (engine.services).
+_SERVICE_ATTRIBUTES: Final = frozenset({'type', 'topic'})
 _IGNORED_CAMUNDA_PROCESS_ATTRIBUTES: Final = frozenset({'candidateStarterGroups', 'candidateStarterUsers'})
 
 _PYTHON_LANGUAGES: Final = frozenset({'', 'python', 'python3', 'text/x-python'})
@@ -569,7 +569,7 @@ def _parse_bpmn(root: Element, dmn_sources: Sequence[bytes | str], filename: str
         problems.reject()
 
     relevant = _relevant_processes(main_id, processes)
-    parser = CamundaParser()
+    parser = FengqiaoParser()
     for dmn_source in dmn_sources:
         _add_dmn(parser, dmn_source)
 
@@ -577,6 +577,7 @@ def _parse_bpmn(root: Element, dmn_sources: Sequence[bytes | str], filename: str
     _check_structure(relevant, processes, by_id, parser, problems)
     _check_expressions(relevant, problems)
     forms, start_form = _read_forms(relevant, processes[main_id], problems)
+    _check_deadline_properties(relevant, problems)
 
     specs = _spiff_parse(parser, root, main_id, filename, problems)
     if specs is not None:
@@ -658,7 +659,7 @@ def _add_dmn(parser: CamundaParser, source: bytes | str) -> None:
 
 
 def _check_structure(relevant: list[Element], processes: dict[str, Element], by_id: dict[str, Element],
-                     parser: CamundaParser, problems: _Problems) -> None:
+                     parser: FengqiaoParser, problems: _Problems) -> None:
     """Element types, event definitions, Camunda extensions, flows and references."""
     for process in relevant:
         for name in sorted(_IGNORED_CAMUNDA_PROCESS_ATTRIBUTES):
@@ -666,9 +667,7 @@ def _check_structure(relevant: list[Element], processes: dict[str, Element], by_
                 problems.add(process.get('id'), _(MSG_IGNORED_PROCESS_ATTRIBUTE).format(name=name))
         for node in _flow_nodes(process):
             local, node_id = _local(node), node.get('id')
-            if local in _REFUSED_FLOW_NODES:
-                problems.add(node_id, _(_REFUSED_FLOW_NODES[local]))
-            elif local not in _FLOW_NODES:
+            if local not in _FLOW_NODES:
                 problems.add(node_id, _(MSG_UNSUPPORTED_ELEMENT).format(tag=f'bpmn:{local}'))
                 continue
             if local in _EVENT_DEFINITIONS:
@@ -678,7 +677,10 @@ def _check_structure(relevant: list[Element], processes: dict[str, Element], by_
                             and child_local not in _EVENT_DEFINITIONS[local]):
                         problems.add(node_id, _(MSG_UNSUPPORTED_EVENT_DEFINITION).format(
                             tag=f'bpmn:{local}', definition=f'bpmn:{child_local}'))
-            for name in sorted(_IGNORED_CAMUNDA_ATTRIBUTES):
+            if local == 'serviceTask':
+                _check_service_task(node, problems)
+            ignored = _IGNORED_CAMUNDA_ATTRIBUTES - (_SERVICE_ATTRIBUTES if local == 'serviceTask' else frozenset())
+            for name in sorted(ignored):
                 if node.get(f'{{{CAMUNDA_NS}}}{name}') is not None:
                     problems.add(node_id, _(MSG_IGNORED_ATTRIBUTE).format(name=name))
             groups = node.get(f'{{{CAMUNDA_NS}}}candidateGroups') or ''
@@ -722,6 +724,13 @@ def _find_by_id(scope: Element, element_id: str | None) -> Element | None:
         return None
     found = scope.xpath('.//*[@id=$id]', id=element_id)
     return found[0] if found else None
+
+
+def _check_service_task(node: Element, problems: _Problems) -> None:
+    """A service task must be an external task whose topic names a registered operation."""
+    topic = node.get(f'{{{CAMUNDA_NS}}}topic') or ''
+    if node.get(f'{{{CAMUNDA_NS}}}type') != 'external' or not is_registered(topic):
+        problems.add(node.get('id'), _(MSG_SERVICE_TASK).format(topic=topic))
 
 
 def _check_decision_ref(node: Element, parser: CamundaParser, problems: _Problems) -> None:
@@ -944,6 +953,24 @@ def _participant_name(root: Element, process_id: str) -> str | None:
     return None
 
 
+def _task_properties(node: Element) -> dict[str, str]:
+    """A user task's ``camunda:properties``, name to value."""
+    return {
+        prop.get('name'): prop.get('value') or ''
+        for prop in node.iterfind('bpmn:extensionElements/camunda:properties/camunda:property', _NS)
+        if prop.get('name')
+    }
+
+
+def _check_deadline_properties(relevant: list[Element], problems: _Problems) -> None:
+    """Deadline, reminder, escalation and clock properties of every user task (``engine.deadlines``)."""
+    from engine.deadlines import check_task_properties
+
+    for node in _descendants(relevant, 'userTask'):
+        for message in check_task_properties(_task_properties(node)):
+            problems.add(node.get('id'), message)
+
+
 def _user_tasks(relevant: list[Element], specs: dict[str, BpmnProcessSpec],
                 forms: dict[str, FormSpec]) -> dict[str, UserTaskInfo]:
     """Describe every user task, in document order."""
@@ -962,11 +989,7 @@ def _user_tasks(relevant: list[Element], specs: dict[str, BpmnProcessSpec],
         lane = task_spec.lane or None
         groups_attr = node.get(f'{{{CAMUNDA_NS}}}candidateGroups') or ''
         groups = tuple(g.strip() for g in groups_attr.split(',') if g.strip())
-        properties = {
-            prop.get('name'): prop.get('value') or ''
-            for prop in node.iterfind('bpmn:extensionElements/camunda:properties/camunda:property', _NS)
-            if prop.get('name')
-        }
+        properties = _task_properties(node)
         infos[node_id] = UserTaskInfo(
             bpmn_id=node_id,
             title=(node.get('name') or '').strip() or node_id,
@@ -1021,7 +1044,7 @@ def _parse_dmn(root: Element, filename: str) -> DecisionBundle:
 
     if not problems:
         try:
-            parser = CamundaParser()
+            parser = FengqiaoParser()
             parser.add_dmn_xml(root, filename=filename)
             for dmn_parser in parser.dmn_parsers.values():
                 dmn_parser.parse()

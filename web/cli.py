@@ -1,19 +1,26 @@
-"""``flask --app wsgi <command>``: init-db, load-demo, deploy, create-user."""
+"""``flask --app wsgi <command>``: init-db, load-demo, deploy, create-user, worker, serve."""
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 
 import click
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
+from flask.cli import with_appcontext
+from werkzeug.serving import run_simple
 
-from engine.db import unit_of_work
+from engine.db import create_db_engine, create_session_factory, unit_of_work
 from engine.directory import add_membership, create_user, get_group
 from engine.errors import EngineError
 from engine.models.org_units import OrgUnit
+from engine.worker import Worker
 from web.core.database import session_factory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def register_commands(app: Flask) -> None:
     """Attach the CLI commands to ``app``."""
-    for cmd in (init_db, load_demo_command, deploy_command, create_user_command):
+    for cmd in (init_db, load_demo_command, deploy_command, create_user_command, worker_command, serve_command):
         app.cli.add_command(cmd)
 
 
@@ -95,3 +102,78 @@ def create_user_command(username: str, display_name: str, unit_code: str, groups
     except EngineError as exc:
         _fail(exc)
     click.echo(f'已创建用户 {username}。')
+
+
+def _log_to_console() -> None:
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    # SpiffWorkflow logs every task state change at INFO; one line per job is what an operator reads.
+    logging.getLogger('spiff').setLevel(logging.WARNING)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM or Ctrl-C: finish the job in hand, give back the rest of the batch, exit."""
+    def handle(signum: int, frame: FrameType | None) -> None:
+        click.echo('正在停止：完成当前作业后退出（再按一次 Ctrl-C 立即退出）…', err=True)
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+@click.command('worker')
+@click.option('--once', is_flag=True, help='处理完当前所有到期作业后退出（用于定时任务）。')
+@click.option('--batch', default=20, show_default=True, type=click.IntRange(1, 1000), help='每轮认领的作业数')
+@click.option('--name', default=None, help='锁持有者名称，每个 worker 须不同（默认：主机:进程号:随机串）')
+@with_appcontext
+def worker_command(once: bool, batch: int, name: str | None) -> None:
+    """Fire due BPMN timers, reminders and escalations from the job table.
+
+    On SQLite run exactly one worker (``serve`` already runs one); on PostgreSQL run as many as you like.
+    """
+    _log_to_console()
+    worker = Worker(session_factory(), name=name, batch_size=batch)
+    if once:
+        total = 0
+        while count := worker.run_once():
+            total += count
+        click.echo(f'已处理 {total} 个作业。')
+        return
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    worker.run_forever(stop)
+
+
+def start_worker_thread(database_url: str) -> tuple[threading.Thread, threading.Event]:
+    """Run a worker in a daemon thread, on its own engine and sessions; set the event to stop it."""
+    worker = Worker(create_session_factory(create_db_engine(database_url)), name=None)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_forever, args=(stop,), name='fengqiao-worker', daemon=True)
+    thread.start()
+    return thread, stop
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@click.command('serve')
+@click.option('--host', default='127.0.0.1', show_default=True)
+@click.option('--port', default=5000, show_default=True, type=int)
+@click.option('--worker/--no-worker', 'with_worker', default=True, show_default=True,
+              help='在同一进程中运行 worker（使用 SQLite 时不要再另开 worker）')
+@with_appcontext
+def serve_command(host: str, port: int, with_worker: bool) -> None:
+    """Run the development server with a worker beside it, so timers and reminders fire (``make run``)."""
+    _log_to_console()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    worker = start_worker_thread(app.config['DATABASE_URL']) if with_worker else None
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: the server returns, the worker finishes its job
+    try:
+        # No reloader: it would start this command, and so a second worker, in a child process.
+        run_simple(host, port, app, use_reloader=False, use_debugger=False, threaded=True)
+    finally:
+        if worker is not None:
+            thread, stop = worker
+            stop.set()
+            thread.join(timeout=10)

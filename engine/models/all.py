@@ -1,7 +1,8 @@
 """Import every model so the metadata is complete (Alembic env, create_all in tests)."""
 
 from engine.models.audit import AuditChainHead, AuditEvent
-from engine.models.cases import Case
+from engine.models.calendar import CalendarOverride, CaseClock
+from engine.models.cases import Case, CaseAccessGrant, Document
 from engine.models.definitions import ProcessDefinition
 from engine.models.instances import ProcessInstance
 from engine.models.jobs import Job
@@ -10,5 +11,7 @@ from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
 from engine.models.users import ApiToken, Group, Membership, User
 
-__all__ = ['ApiToken', 'AuditChainHead', 'AuditEvent', 'Case', 'Group', 'HumanTask', 'Job', 'Membership',
-           'Notification', 'OrgUnit', 'ProcessDefinition', 'ProcessInstance', 'User']
+__all__ = ['ApiToken', 'AuditChainHead', 'AuditEvent', 'CalendarOverride', 'Case', 'CaseAccessGrant', 'CaseClock',
+           'Document', 'Group',
+           'HumanTask', 'Job', 'Membership', 'Notification', 'OrgUnit', 'ProcessDefinition', 'ProcessInstance',
+           'User']

@@ -40,6 +40,8 @@ class Notification(Base):
     created_dt: Mapped[datetime] = mapped_column(nullable=False)
     #: opened at
     read_dt: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: what made it (e.g. ``<job key>:<user id>``): the same effect never notifies twice
+    dedupe_key: Mapped[str | None] = mapped_column(sa.String(255), unique=True, nullable=True)
 
     def __repr__(self) -> str:
         return format_repr(self, 'id', 'user_id', 'kind', read_dt=None)

@@ -73,10 +73,20 @@ class HumanTask(Base):
     completed_dt: Mapped[datetime | None] = mapped_column(nullable=True)
     #: who completed it
     completed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
+    #: still open after its due time: flagged overdue and put in the escalation target's queue
+    is_escalated: Mapped[bool] = mapped_column(nullable=False, default=False, server_default=sa.false())
+    #: when it was escalated
+    escalated_dt: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: the group it was escalated to
+    escalated_to_group: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    #: the unit whose members of that group were told
+    escalated_org_unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey('org_units.id'), index=True,
+                                                                 nullable=True)
 
     instance: Mapped[ProcessInstance] = relationship()
     case: Mapped[Case] = relationship()
-    org_unit: Mapped[OrgUnit] = relationship()
+    org_unit: Mapped[OrgUnit] = relationship(foreign_keys=[org_unit_id])
+    escalated_org_unit: Mapped[OrgUnit | None] = relationship(foreign_keys=[escalated_org_unit_id])
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
     completed_by: Mapped[User | None] = relationship(foreign_keys=[completed_by_id])
 
@@ -86,4 +96,4 @@ class HumanTask(Base):
         return self.status == 'open'
 
     def __repr__(self) -> str:
-        return format_repr(self, 'id', 'case_id', 'bpmn_id', status='open', assignee_id=None)
+        return format_repr(self, 'id', 'case_id', 'bpmn_id', status='open', assignee_id=None, is_escalated=False)

@@ -27,6 +27,8 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(sa.String(120), nullable=False)
     #: argon2id hash
     password_hash: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    #: where reminders are mailed when SMTP is configured (None: in-app only)
+    email: Mapped[str | None] = mapped_column(sa.String(254), nullable=True)
     #: the unit the person works at (for display and defaults)
     org_unit_id: Mapped[int] = mapped_column(sa.ForeignKey('org_units.id'), index=True, nullable=False)
     #: disabled accounts cannot log in

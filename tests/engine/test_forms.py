@@ -612,3 +612,30 @@ def test_set_translator_none_restores_identity() -> None:
         assert errors_for(form, {}) == {'a': ['此项为必填项。']}
     finally:
         set_translator(original)
+
+
+def test_registered_hand_made_form_validates_nested_data() -> None:
+    from marshmallow import Schema
+    from marshmallow import fields as mf
+    from marshmallow import validate as mv
+
+    from engine.forms import register_form
+
+    class Party(Schema):
+        name = mf.String(required=True, validate=mv.Length(min=2))
+        role = mf.String(required=True, validate=mv.OneOf(['患方', '医方']))
+
+    class Agreement(Schema):
+        parties = mf.List(mf.Nested(Party), required=True, validate=mv.Length(min=2))
+        amount = mf.Decimal(required=True, places=2, as_string=False)
+        pay_by = mf.Date(required=True)
+
+    register_form('tests.agreement', Agreement)
+    form = FormSpec(key='tests.agreement', fields=())
+    clean = validate_form(form, {'parties': [{'name': '张某', 'role': '患方'}, {'name': '某医院', 'role': '医方'}],
+                                 'amount': '1200.50', 'pay_by': '2025-11-01'})
+    assert clean == {'parties': [{'name': '张某', 'role': '患方'}, {'name': '某医院', 'role': '医方'}],
+                     'amount': '1200.50', 'pay_by': '2025-11-01'}
+    with pytest.raises(ValidationFailed) as exc:
+        validate_form(form, {'parties': [{'name': '张', 'role': '其他'}], 'amount': 'x'})
+    assert {'parties.0.name', 'parties.0.role', 'amount', 'pay_by'} <= set(exc.value.fields)

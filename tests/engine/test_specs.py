@@ -372,11 +372,27 @@ def test_link_event_would_silently_become_a_none_event() -> None:
     assert 'bpmn:linkEventDefinition' in messages(problems, 'link')
 
 
-def test_service_task() -> None:
+def test_java_service_task_is_refused() -> None:
     problems = rejected(bpmn(line('<bpmn:serviceTask id="svc" camunda:class="com.example.Foo"/>')))
     assert elements(problems) == {'svc'}
-    assert 'serviceTask' in messages(problems, 'svc')
+    assert 'camunda:topic' in messages(problems, 'svc')
     assert 'camunda:class' in messages(problems, 'svc')
+
+
+def test_service_task_with_unregistered_topic_is_refused() -> None:
+    problems = rejected(bpmn(line('<bpmn:serviceTask id="svc" camunda:type="external" camunda:topic="no.such"/>')))
+    assert elements(problems) == {'svc'}
+    assert 'no.such' in messages(problems, 'svc')
+
+
+def test_service_task_with_registered_topic_parses() -> None:
+    from engine.services import ServiceCallTask, service
+
+    service('tests.noop')(lambda context, data: None)
+    bundle = parse_definition(bpmn(line('<bpmn:serviceTask id="svc" camunda:type="external" camunda:topic="tests.noop"/>')))
+    assert isinstance(bundle, ProcessBundle)
+    task_spec = bundle.spec.task_specs['svc']
+    assert isinstance(task_spec, ServiceCallTask) and task_spec.topic == 'tests.noop'
 
 
 def test_ignored_camunda_extensions() -> None:

@@ -13,6 +13,7 @@ from web.auth.forms import LoginForm
 from web.core.database import db
 from web.core.pages import PageView, safe_path
 
+
 def _demo_accounts() -> tuple[list[tuple[str, str]], str] | None:
     """The demo accounts and password, only when the app runs in demo mode."""
     if not current_app.config.get('DEMO_MODE'):

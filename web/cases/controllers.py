@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
 from engine import runtime
+from engine.clock import now
 from engine.definitions import latest_definition, process_bundle
 from engine.errors import AccessDenied, EngineError, NotFound, ValidationFailed
 from engine.i18n import N_
@@ -87,7 +86,7 @@ class StartCaseView(StartFormView):
                       next=next_step_message(session, case, tasks)), 'success')
         return redirect(url_for('cases.show_case', case_id=case.id))
 
-    def handle_error(self, exc: EngineError) -> Any:
+    def handle_error(self, exc: EngineError) -> ResponseReturnValue:
         if not isinstance(exc, ValidationFailed):
             return super().handle_error(exc)
         values = submitted_values(start_form(self.bundle), request.form)
@@ -112,7 +111,7 @@ class SearchCasesView(PageView):
     def post(self) -> ResponseReturnValue:
         return _case_list(request.form.get('q', ''), parse_cursor(request.form.get('before')))
 
-    def handle_error(self, exc: EngineError) -> Any:
+    def handle_error(self, exc: EngineError) -> ResponseReturnValue:
         if not isinstance(exc, ValidationFailed):
             return super().handle_error(exc)
         flash(translate(exc.fields.get('q', [exc.message])[0]), 'error')
@@ -133,4 +132,4 @@ class ShowCaseView(PageView):
             'cases/case.html', case=case, data=data_rows(case.start_data, case_fields(session, case)),
             tasks=tasks, visible={t.id for t in tasks if scope.can_view_task(t)},
             groups=group_names(session, (t.candidate_group for t in tasks)), statuses=CASE_STATUS_LABELS,
-            instance_statuses=INSTANCE_STATUS_LABELS, timeline=case_timeline(session, case))
+            instance_statuses=INSTANCE_STATUS_LABELS, history=case_timeline(session, case), now=now())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +12,7 @@ from flask_babel import gettext
 from sqlalchemy.orm import Session
 
 from engine.access import Scope, visible_cases
+from engine.audit import SYSTEM_ACTOR
 from engine.definitions import process_bundle
 from engine.errors import NotFound, ValidationFailed
 from engine.forms import FieldSpec, FormSpec
@@ -22,6 +23,9 @@ from engine.models.definitions import ProcessDefinition
 from engine.models.tasks import HumanTask
 from engine.models.users import User
 from engine.specs import ProcessBundle
+from web.core.pages import translate
+from web.core.templating import local_date
+from web.tasks.util import group_names
 from workflows.shared.id_numbers import mask_id_number
 
 PAGE_SIZE = 50
@@ -76,6 +80,8 @@ def show_value(key: str, value: Any, spec: FieldSpec | None = None) -> str:
         return gettext('是') if value else gettext('否')
     if spec is not None and spec.type == 'enum':
         return dict(spec.options).get(str(value), str(value))
+    if spec is not None and spec.type == 'date':
+        return local_date(value)
     return str(value)
 
 
@@ -122,16 +128,25 @@ class _Describer:
     def __init__(self, session: Session, case: Case, events: list[AuditEvent]) -> None:
         self.fields = case_fields(session, case)
         task_ids = {e.human_task_id for e in events if e.human_task_id}
-        self.titles = dict(session.execute(sa.select(HumanTask.id, HumanTask.title)
-                                           .where(HumanTask.id.in_(task_ids))).tuples()) if task_ids else {}
+        self.titles: dict[int, str] = {
+            task_id: title for task_id, title in session.execute(
+                sa.select(HumanTask.id, HumanTask.title).where(HumanTask.id.in_(task_ids)))}
         user_ids = {v for e in events for side in (e.before, e.after) if side
                     for k, v in side.items() if k == 'assignee_id' and v}
-        self.users = dict(session.execute(sa.select(User.id, User.display_name)
-                                          .where(User.id.in_(user_ids))).tuples()) if user_ids else {}
+        self.users: dict[int, str] = {
+            user_id: name for user_id, name in session.execute(
+                sa.select(User.id, User.display_name).where(User.id.in_(user_ids)))}
+        self.groups = group_names(session, (side.get('candidate_group') for e in events
+                                            for side in (e.before, e.after) if side))
+        self.processes = {i.definition.key: i.definition.name for i in case.instances}
 
     def value(self, key: str, value: Any) -> str:
         if key == 'assignee_id' and value:
             return self.users.get(value, str(value))
+        if key == 'candidate_group' and value:
+            return self.groups.get(value, str(value))
+        if key == 'key' and value:
+            return self.processes.get(value, str(value))
         if key == 'status' and isinstance(value, str):
             return gettext(CASE_STATUS_LABELS.get(value, value)) if value in CASE_STATUS_LABELS else value
         return show_value(key, value, self.fields.get(key))
@@ -149,8 +164,10 @@ class _Describer:
 
     def entry(self, event: AuditEvent) -> TimelineEntry:
         subject = self.titles.get(event.human_task_id) if event.human_task_id else None
-        return TimelineEntry(event.occurred_dt, event.actor_name, label_of(EVENT_LABELS, event.kind), subject,
-                             self.changes(event), event.note)
+        actor = gettext(SYSTEM_ACTOR) if event.actor_id is None and event.actor_name == SYSTEM_ACTOR \
+            else event.actor_name
+        return TimelineEntry(event.occurred_dt, actor, label_of(EVENT_LABELS, event.kind), subject,
+                             self.changes(event), translate(event.note) if event.note else None)
 
 
 def case_timeline(session: Session, case: Case, *, latest: int | None = None) -> list[TimelineEntry]:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext
+
 from engine.forms import FieldSpec, FormSpec
 from web.core.pages import translate
 
@@ -34,6 +36,26 @@ class Widget:
         return f'field-{self.field.id}'
 
     @property
+    def hint(self) -> str:
+        """The field's rules in words (``2–30 个字符``), shown under its label."""
+        spec = self.field
+        if spec.type == 'string':
+            return _length_hint(spec.min_length, spec.max_length)
+        if spec.minimum is not None and spec.maximum is not None:
+            return gettext('%(min)s 至 %(max)s', min=spec.minimum, max=spec.maximum)
+        if spec.minimum is not None:
+            return gettext('不小于 %(min)s', min=spec.minimum)
+        if spec.maximum is not None:
+            return gettext('不大于 %(max)s', max=spec.maximum)
+        return gettext('金额，最多两位小数') if spec.type == 'decimal' else ''
+
+    @property
+    def described_by(self) -> str:
+        """Ids of the hint and error texts, for ``aria-describedby``."""
+        ids = [f'{self.dom_id}-hint'] if self.hint else []
+        return ' '.join(ids + ([f'{self.dom_id}-error'] if self.errors else []))
+
+    @property
     def attrs(self) -> dict[str, str]:
         """Length and range constraints as HTML attributes."""
         spec, attrs = self.field, {}
@@ -46,6 +68,16 @@ class Widget:
         if spec.maximum is not None:
             attrs['max'] = str(spec.maximum)
         return attrs
+
+
+def _length_hint(minimum: int | None, maximum: int | None) -> str:
+    if minimum is not None and maximum is not None:
+        return gettext('%(min)s–%(max)s 个字符', min=minimum, max=maximum)
+    if minimum is not None:
+        return gettext('至少 %(min)s 个字符', min=minimum)
+    if maximum is not None:
+        return gettext('最多 %(max)s 个字符', max=maximum)
+    return ''
 
 
 def widget_kind(spec: FieldSpec) -> str:

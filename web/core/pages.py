@@ -36,6 +36,8 @@ class PageView(BaseView):
 
     def unauthenticated(self) -> ResponseReturnValue:
         flash(gettext('请先登录。'), 'info')
+        if request.method != 'GET':  # a form posted after the session ended cannot be replayed by a redirect
+            return redirect(url_for('auth.login'))
         # Only ids and view names ever appear in our URLs, so the path may travel in ``next``.
         return redirect(url_for('auth.login', next=request.full_path.rstrip('?')))
 

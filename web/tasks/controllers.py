@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
@@ -48,6 +46,7 @@ class TaskListView(PageView):
         prefetch(session, page.items)
         return render_template('tasks/list.html', view=self.view, tabs=TABS, page=page, now=now(),
                                counts={tab: count_tasks(session, scope, tab) for tab in TABS},
+                               claimable={t.id for t in page.items if scope.can_claim(t)},
                                groups=group_names(session, (t.candidate_group for t in page.items)))
 
 
@@ -74,7 +73,7 @@ def _task_page(task: HumanTask, *, values: dict[str, str] | None = None,
         message=translate(message) if message else None, can_complete=scope.can_complete(task),
         can_claim=scope.can_claim(task), can_unclaim=may_unclaim, now=now(),
         group=group_names(session, [task.candidate_group]).get(task.candidate_group or '', ''),
-        timeline=case_timeline(session, task.case, latest=TIMELINE_LENGTH))
+        history=case_timeline(session, task.case, latest=TIMELINE_LENGTH))
 
 
 class ShowTaskView(TaskView):
@@ -97,7 +96,7 @@ class CompleteTaskView(TaskView):
               'success')
         return redirect(url_for('tasks.list_tasks'))
 
-    def handle_error(self, exc: EngineError) -> Any:
+    def handle_error(self, exc: EngineError) -> ResponseReturnValue:
         if not isinstance(exc, ValidationFailed):
             return super().handle_error(exc)
         # BaseView rolled back: the task is re-read as it was, and only the typed values come back.

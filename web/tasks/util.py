@@ -34,7 +34,8 @@ def group_names(session: Session, codes: Iterable[str | None]) -> dict[str, str]
     wanted = {code for code in codes if code}
     if not wanted:
         return {}
-    return dict(session.execute(sa.select(Group.code, Group.name).where(Group.code.in_(wanted))).tuples())
+    rows = session.execute(sa.select(Group.code, Group.name).where(Group.code.in_(wanted)))
+    return {code: name for code, name in rows}
 
 
 def task_info(session: Session, task: HumanTask) -> UserTaskInfo | None:

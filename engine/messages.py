@@ -1,0 +1,70 @@
+"""Signals delivered to waiting instances: how one process of a case tells another that something happened.
+
+A case owns a lifecycle and any number of request instances. Some requests end the case's supervision
+(a 解除/终止 request concludes the case, a court ruling shortens the term) while the lifecycle sits at an
+event-based gateway or a task with a signal boundary event. :func:`signal_case` delivers a named BPMN
+signal (``<bpmn:signal name="corrections.concluded"/>``) to every other unfinished instance of the case
+that is waiting for it; each delivery is a command of its own on that instance (lock, restore, catch, run
+on, sync, save), inside the caller's transaction, so it commits or rolls back with the command that sent it.
+
+An instance not waiting for the signal is left untouched: a signal is not queued for later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.util.event import BpmnEvent
+from sqlalchemy.orm import Session
+
+from engine import audit
+from engine.models.cases import Case
+from engine.models.instances import ProcessInstance
+from engine.models.users import User
+
+__all__ = ['signal_case', 'signal_instance', 'waiting_signals']
+
+
+def waiting_signals(state_owner: Any) -> set[str]:
+    """Names of the signals a restored workflow is waiting for."""
+    return {event.name for event in state_owner.waiting_events() if event.event_type == 'SignalEventDefinition'}
+
+
+def signal_instance(session: Session, instance_id: int, name: str, *, actor: User | None,
+                    payload: Mapping[str, Any] | None = None) -> bool:
+    """Deliver signal ``name`` to one instance and run it on; False if it was not waiting for it.
+
+    :param payload: data merged into the catching event's task data
+    """
+    # The runtime's command steps, used as one more command; importing them here keeps runtime.py the
+    # only place that knows how a command is put together.
+    from engine.runtime import _lock_instance, _restore, _settle
+
+    instance = _lock_instance(session, instance_id)
+    if instance.status in ('completed', 'suspended'):
+        return False
+    workflow, bundle = _restore(session, instance)
+    if name not in waiting_signals(workflow):
+        return False
+    workflow.catch(BpmnEvent(SignalEventDefinition(name), payload=dict(payload) if payload else None))
+    audit.record(session, 'instance.signalled', actor=actor, case_id=instance.case_id, instance_id=instance.id,
+                 org_path=instance.case.org_path, after={'signal': name})
+    _settle(session, instance, workflow, bundle, actor)
+    return True
+
+
+def signal_case(session: Session, case: Case, name: str, *, actor: User | None,
+                exclude_instance_id: int | None = None, payload: Mapping[str, Any] | None = None) -> list[int]:
+    """Deliver signal ``name`` to every unfinished instance of ``case`` waiting for it.
+
+    :param exclude_instance_id: the instance sending the signal (it is mid-command and must not be reloaded)
+    :return: ids of the instances that caught it
+    """
+    ids = session.scalars(sa.select(ProcessInstance.id).where(
+        ProcessInstance.case_id == case.id, ProcessInstance.status.in_(('running', 'waiting')))
+        .order_by(ProcessInstance.id)).all()
+    return [instance_id for instance_id in ids if instance_id != exclude_instance_id
+            and signal_instance(session, instance_id, name, actor=actor, payload=payload)]
