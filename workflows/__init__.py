@@ -16,6 +16,7 @@ def _check_id_number(data: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def register() -> None:
-    """Register every lifecycle's case profile with the engine; safe to call more than once."""
+    """Register every lifecycle's case profile and service operations with the engine; idempotent."""
+    from workflows.shared import documents  # noqa: F401  (registers documents.generate)
     register_profile('demo_intake', CaseProfile(prefix='YS', start_field='received_on',
                                                 validate=_check_id_number))
