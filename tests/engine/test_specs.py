@@ -389,7 +389,8 @@ def test_service_task_with_registered_topic_parses() -> None:
     from engine.services import ServiceCallTask, service
 
     service('tests.noop')(lambda context, data: None)
-    bundle = parse_definition(bpmn(line('<bpmn:serviceTask id="svc" camunda:type="external" camunda:topic="tests.noop"/>')))
+    task = '<bpmn:serviceTask id="svc" camunda:type="external" camunda:topic="tests.noop"/>'
+    bundle = parse_definition(bpmn(line(task)))
     assert isinstance(bundle, ProcessBundle)
     task_spec = bundle.spec.task_specs['svc']
     assert isinstance(task_spec, ServiceCallTask) and task_spec.topic == 'tests.noop'
