@@ -15,6 +15,11 @@ def _env_bool(name: str, default: bool) -> bool:
     return default if value is None else value.lower() in ('1', 'true', 'yes', 'on')
 
 
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, '').strip()
+    return int(value) if value else default
+
+
 def _secret_key() -> str:
     """SECRET_KEY from the environment, else one generated once per installation (never in the repo)."""
     if os.environ.get('SECRET_KEY'):
@@ -43,6 +48,15 @@ class Config:
     SESSION_COOKIE_SECURE = _env_bool('SESSION_COOKIE_SECURE', False)
     MAX_CONTENT_LENGTH = 8 * 1024 * 1024
     TESTING = False
+    #: reminders and escalations are mailed through this SMTP server as well; mail is off when it is unset
+    SMTP_HOST = os.environ.get('SMTP_HOST') or None
+    SMTP_PORT = _env_int('SMTP_PORT', 25)
+    #: the From address (required with SMTP_HOST)
+    SMTP_SENDER = os.environ.get('SMTP_SENDER', '')
+    #: upgrade the connection with STARTTLS (port 587 usually)
+    SMTP_USE_TLS = _env_bool('SMTP_USE_TLS', False)
+    SMTP_USERNAME = os.environ.get('SMTP_USERNAME') or None
+    SMTP_PASSWORD = os.environ.get('SMTP_PASSWORD') or None
 
     def __init__(self) -> None:
         self.SECRET_KEY = _secret_key()
@@ -53,6 +67,7 @@ class TestConfig(Config):
 
     TESTING = True
     DEMO_MODE = True
+    SMTP_HOST = None
 
     def __init__(self, database_url: str = 'sqlite://') -> None:
         self.SECRET_KEY = 'test-only-not-secret'

@@ -80,10 +80,11 @@ def get_group(session: Session, code: str, name: str | None = None) -> Group:
 
 
 def create_user(session: Session, username: str, display_name: str, password: str, org_unit: OrgUnit, *,
-                actor: User | None, enforce_policy: bool = True) -> User:
+                actor: User | None, enforce_policy: bool = True, email: str | None = None) -> User:
     """Create an account at ``org_unit``.
 
     :param enforce_policy: check the password policy (the demo loader's known passwords skip it)
+    :param email: where reminders are mailed when SMTP is configured (None: in-app only)
     """
     problems = check_password_policy(password) if enforce_policy else []
     if problems:
@@ -91,11 +92,12 @@ def create_user(session: Session, username: str, display_name: str, password: st
     if session.scalars(sa.select(User.id).where(User.username == username)).first() is not None:
         raise Conflict(f'用户名 {username} 已存在')
     user = User(username=username, display_name=display_name, password_hash=hash_password(password),
-                org_unit=org_unit, org_unit_id=org_unit.id, is_active=True, failed_logins=0, created_dt=now())
+                org_unit=org_unit, org_unit_id=org_unit.id, is_active=True, failed_logins=0, created_dt=now(),
+                email=email or None)
     session.add(user)
     session.flush()
     audit.record(session, 'user.created', actor=actor, org_path=org_unit.path,
-                 after={'username': username, 'org_unit': org_unit.code})
+                 after={'username': username, 'org_unit': org_unit.code, 'email': user.email})
     return user
 
 

@@ -135,9 +135,20 @@ def list_tasks(session: Session, scope: Scope, view: str, *, cursor: str | None 
     :param cursor: the ``next_cursor`` of the previous page
     :param limit: page size (1–200)
     """
+    return list_tasks_where(session, view_clause(scope, view), cursor=cursor, limit=limit)
+
+
+def list_tasks_where(session: Session, clause: sa.ColumnElement[bool], *, cursor: str | None = None,
+                     limit: int = 50) -> Page:
+    """Open tasks matching ``clause`` (already scoped by the caller), paged like :func:`list_tasks`.
+
+    :param clause: e.g. ``engine.reminders.escalation_queue_clause(scope)``
+    :param cursor: the ``next_cursor`` of the previous page
+    :param limit: page size (1–200)
+    """
     if not 1 <= limit <= 200:
         raise ValidationFailed('分页参数无效', {'limit': ['每页条数应在 1 到 200 之间。']})
-    query = (sa.select(HumanTask).where(HumanTask.status == 'open', view_clause(scope, view))
+    query = (sa.select(HumanTask).where(HumanTask.status == 'open', clause)
              .order_by(HumanTask.due_dt.asc().nulls_last(), HumanTask.id).limit(limit + 1))
     if cursor:
         query = query.where(_after(_decode_cursor(cursor)))
@@ -149,6 +160,11 @@ def list_tasks(session: Session, scope: Scope, view: str, *, cursor: str | None 
 
 def count_tasks(session: Session, scope: Scope, view: str) -> int:
     """How many open tasks ``view`` holds for ``scope``."""
+    return count_tasks_where(session, view_clause(scope, view))
+
+
+def count_tasks_where(session: Session, clause: sa.ColumnElement[bool]) -> int:
+    """How many open tasks match ``clause`` (already scoped by the caller)."""
     return session.scalar(sa.select(sa.func.count()).select_from(HumanTask).where(
-        HumanTask.status == 'open', view_clause(scope, view))) or 0
+        HumanTask.status == 'open', clause)) or 0
 

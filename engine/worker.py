@@ -7,9 +7,9 @@ the two leaves neither, and the job runs again once its lock lapses. Handlers ar
 Claiming differs by backend:
 
 * **PostgreSQL**: any number of workers, on any number of machines. A worker claims a batch with
-  ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``, which stamps its name and a lock expiry
-  on the rows and commits; other workers skip rows being claimed and ignore rows whose lock has not
-  lapsed.
+  ``WITH due AS (SELECT ... FOR UPDATE SKIP LOCKED) UPDATE jobs ... FROM due``, which stamps its name and
+  a lock expiry on the rows and commits; other workers skip rows being claimed and ignore rows whose lock
+  has not lapsed.
 * **SQLite**: one worker only. SQLite has no ``SKIP LOCKED``; the claim is the same single ``UPDATE``,
   which SQLite runs under its database write lock, so it is atomic, but two workers would only take turns
   on that lock, and a long job would keep the web server waiting.
@@ -303,13 +303,20 @@ class Worker:
             job.done_dt, job.lock_expires_dt = now, None
             return job.status
 
-    def _lock(self, session: Session, claimed: ClaimedJob) -> Job | None:
-        """Lock the job row if it is still pending and still ours; None if another worker has it."""
+    @staticmethod
+    def _lock_instance_first(session: Session, claimed: ClaimedJob) -> None:
+        """Lock the job's instance before the job: the order every command takes.
+
+        A command locks its instance, then syncs that instance's jobs; a worker locking the job first
+        and the instance second would deadlock against a user completing a task.
+        """
         if claimed.instance_id is not None and session.get_bind().dialect.name == 'postgresql':
-            # Instance first, then job: the order every command takes (it locks its instance, then
-            # syncs that instance's jobs); the opposite order deadlocks against a user completing a task.
             session.execute(sa.select(ProcessInstance.id).where(ProcessInstance.id == claimed.instance_id)
                             .with_for_update())
+
+    def _lock(self, session: Session, claimed: ClaimedJob) -> Job | None:
+        """Lock the job row if it is still pending and still ours; None if another worker has it."""
+        self._lock_instance_first(session, claimed)
         # An UPDATE, not a SELECT FOR UPDATE: it takes the row lock on PostgreSQL and the write lock at
         # once on SQLite (a read-then-write transaction there fails if the web server wrote in between),
         # and it extends our lock for the time the job takes.
@@ -319,6 +326,7 @@ class Worker:
             execution_options={'synchronize_session': False}).one_or_none()
 
     def _locked_for_update(self, session: Session, claimed: ClaimedJob) -> Job | None:
+        self._lock_instance_first(session, claimed)  # record_fault may write to the instance
         job = session.get(Job, claimed.id, with_for_update=True, populate_existing=True)
         if job is None or job.status != 'pending' or job.lock_owner != self.name:
             return None

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 import workflows
 from config import BASE_DIR, INSTANCE_DIR, Config
 from engine import i18n
+from engine.mail import configure_mail
 from web.core.auth import init_auth
 from web.core.database import init_database
 from web.core.templating import init_templating
@@ -43,6 +44,7 @@ def create_app(config: Any = None) -> Flask:
     babel.init_app(app, locale_selector=_select_locale,
                    default_translation_directories=str(BASE_DIR / 'translations'))
     init_templating(app)
+    _configure_mail(app)
     # Engine messages use Chinese msgids; flask-babel translates them for English users.
     i18n.set_translator(_translate)
     _register_blueprints(app)
@@ -50,6 +52,21 @@ def create_app(config: Any = None) -> Flask:
     _register_cli(app)
     app.after_request(_security_headers)
     return app
+
+
+def _configure_mail(app: Flask) -> None:
+    """Mail reminders through ``SMTP_HOST`` when it is set; off otherwise.
+
+    The worker runs inside this app's context (``flask --app wsgi worker`` and ``serve``), so it mails
+    with the same settings.
+    """
+    config = app.config
+    host = config.get('SMTP_HOST') or None
+    if host and not config.get('SMTP_SENDER'):
+        raise RuntimeError('SMTP_HOST is set but SMTP_SENDER is not: set the From address of reminder mail')
+    configure_mail(host, port=int(config.get('SMTP_PORT') or 25), sender=config.get('SMTP_SENDER') or '',
+                   use_tls=bool(config.get('SMTP_USE_TLS')), username=config.get('SMTP_USERNAME') or None,
+                   password=config.get('SMTP_PASSWORD') or None)
 
 
 def _translate(text: str) -> str:
@@ -60,11 +77,13 @@ def _translate(text: str) -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from web.admin.blueprint import bp as admin_bp
     from web.api.blueprint import bp as api_bp
     from web.auth.blueprint import bp as auth_bp
     from web.cases.blueprint import bp as cases_bp
+    from web.notifications.blueprint import bp as notifications_bp
     from web.tasks.blueprint import bp as tasks_bp
-    for bp in (auth_bp, tasks_bp, cases_bp, api_bp):
+    for bp in (auth_bp, tasks_bp, cases_bp, notifications_bp, admin_bp, api_bp):
         app.register_blueprint(bp)
     csrf.exempt(api_bp)  # the API checks CSRF itself, only for session-authenticated writes
 

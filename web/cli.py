@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
 from pathlib import Path
@@ -24,6 +25,8 @@ from engine.worker import Worker
 from web.core.database import session_factory
 
 ROOT = Path(__file__).resolve().parent.parent
+#: what ``create-user --email`` accepts: one @, no spaces, a dot in the domain
+EMAIL = re.compile(r'^[^@\s]+@[^@\s]+\.[^@\s]+$')
 
 
 def register_commands(app: Flask) -> None:
@@ -82,21 +85,29 @@ def deploy_command(path: Path) -> None:
             _fail(exc)
 
 
+def _email(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An e-mail address that at least looks like one (``name@host.domain``), or None."""
+    if value is not None and not EMAIL.match(value):
+        raise click.BadParameter(f'“{value}”不是有效的电子邮件地址')
+    return value
+
+
 @click.command('create-user')
 @click.argument('username')
 @click.option('--name', 'display_name', required=True, help='显示名称')
 @click.option('--org-unit', 'unit_code', required=True, help='所属机构代码')
 @click.option('--group', 'groups', multiple=True, help='角色代码，可重复')
+@click.option('--email', default=None, callback=_email, help='电子邮件地址（配置 SMTP 后提醒也发到此地址）')
 @click.password_option(help='密码（未提供则提示输入）')
 def create_user_command(username: str, display_name: str, unit_code: str, groups: tuple[str, ...],
-                        password: str) -> None:
+                        email: str | None, password: str) -> None:
     """Create a user at an org unit with the given roles."""
     try:
         with unit_of_work(session_factory()) as session:
             unit = session.scalars(sa.select(OrgUnit).where(OrgUnit.code == unit_code)).one_or_none()
             if unit is None:
                 raise click.ClickException(f'机构代码 {unit_code} 不存在')
-            user = create_user(session, username, display_name, password, unit, actor=None)
+            user = create_user(session, username, display_name, password, unit, actor=None, email=email)
             for code in groups:
                 add_membership(session, user, get_group(session, code), unit, actor=None)
     except EngineError as exc:

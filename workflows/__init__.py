@@ -20,3 +20,7 @@ def register() -> None:
     from workflows.shared import documents  # noqa: F401  (registers documents.generate)
     register_profile('demo_intake', CaseProfile(prefix='YS', start_field='received_on',
                                                 validate=_check_id_number))
+    from workflows import corrections
+    corrections.register()
+    from workflows import disputes
+    disputes.register()

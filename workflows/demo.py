@@ -15,6 +15,8 @@ from engine.directory import add_membership, create_org_unit, create_user, get_g
 from engine.models.org_units import OrgUnit
 from engine.models.users import User
 from engine.runtime import complete_task, start_case
+from workflows.corrections.demo import load_demo_cases as load_corrections_cases
+from workflows.disputes.demo import load_demo_cases
 
 DEMO_PASSWORD = 'demo1234'
 BPMN_DIR = Path(__file__).resolve().parent.parent / 'bpmn'
@@ -23,6 +25,8 @@ GROUPS = {
     'township_staff': '司法所工作人员', 'county_officer': '县级社区矫正机构', 'mediator': '医调委调解员',
     'senior_mediator': '资深调解员', 'counsellor': '心理咨询师', 'expert': '医学专家',
     'health_bureau': '卫健局工作人员', 'supervisor': '主管领导', 'designer': '流程设计人员', 'admin': '系统管理员',
+    'village_mediator': '网格员/村（居）人民调解员', 'township_mediator': '乡镇（街道）人民调解委员会',
+    'hospital_liaison': '医院医患关系办公室',
 }
 
 # (code, name, level, parent code)
@@ -59,6 +63,9 @@ USERS = [
     ('tj_expert', '汤医生（医学专家库）', '430922', ('expert',)),
     ('tj_health', '蒋卫东（桃江县卫健局）', '430922', ('health_bureau',)),
     ('tj_chief', '邓志刚（桃江县司法局副局长）', '430922', ('supervisor',)),
+    ('tj_village', '刘桂兰（桃花江镇网格员、村人民调解员）', '430922001', ('village_mediator',)),
+    ('tj_township', '曹建军（桃花江镇人民调解委员会）', '430922001', ('township_mediator',)),
+    ('tj_hospital', '陈志明（桃江县人民医院医患办）', '430922', ('hospital_liaison',)),
     ('hs_staff', '黄磊（赫山龙光桥司法所）', '430903001', ('township_staff',)),
     ('yy_chief', '易建军（益阳市司法局）', '430900', ('supervisor',)),
     ('hn_chief', '张卫国（湖南省司法厅）', '430000', ('supervisor',)),
@@ -121,6 +128,8 @@ def _cases(session: Session, units: dict[str, OrgUnit], users: dict[str, User], 
         if register_data and tasks:
             complete_task(session, tasks[0].id, register_data, actor=actor, scope=load_scope(session, actor))
     progress(f'演示案件 {len(samples)} 件')
+    progress(f'医疗纠纷演示案件 {load_demo_cases(session, units, users)} 件')
+    progress(f'社区矫正演示案件 {load_corrections_cases(session, units, users)} 件')
 
 
 def load_demo(session: Session, progress: Progress = print) -> bool:

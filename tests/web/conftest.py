@@ -89,3 +89,28 @@ def page(response: object) -> html.HtmlElement:
 def text_of(element: html.HtmlElement) -> str:
     """All text of ``element`` with whitespace collapsed."""
     return ' '.join(element.text_content().split())
+
+
+DEADLINE = 'tests/web/bpmn/deadline_task.bpmn'
+
+
+@pytest.fixture
+def chief(org: Org, create_member: Callable[..., User]) -> User:
+    """The county's supervisor: sees everything below the county, escalations of its tasks come to them."""
+    return create_member('chief', 'supervisor', org.county, display_name='邓志刚')
+
+
+@pytest.fixture
+def assess(session: Session, org: Org, people: dict[str, User], chief: User, clock: object,
+           deploy_file: Callable[[str], object]) -> HumanTask:
+    """An 调查评估 task at the township, due 2025-10-16 (10 working days from the 委托函 of 2025-09-26).
+
+    Reminders at 09:00 on 10-10, 10-14 and 10-16; escalation to the county's supervisors after the due day.
+    The engine clock stands at 2025-09-26 09:00.
+    """
+    deploy_file(DEADLINE)
+    _, [task] = runtime.start_case(session, 'web_assessment', {'person_name': '谢某某',
+                                                               'commission_received_on': '2025-09-26'},
+                                   actor=people['staff'], org_unit=org.township)
+    session.commit()
+    return task

@@ -11,8 +11,8 @@ from engine.models.cases import Case
 from engine.models.tasks import HumanTask
 from tests.web.conftest import page
 
-PAGES = ['/tasks', '/tasks?view=group', '/tasks/{task}', '/cases', '/cases/{case}', '/cases/new',
-         '/cases/new/demo_intake', '/cases/999']
+PAGES = ['/tasks', '/tasks?view=group', '/tasks?view=escalated', '/tasks/{task}', '/cases', '/cases/{case}',
+         '/cases/new', '/cases/new/demo_intake', '/cases/999', '/notifications']
 
 
 @pytest.mark.parametrize('path', PAGES)

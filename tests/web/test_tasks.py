@@ -46,7 +46,7 @@ def test_root_redirects_to_the_todo_list(client_for: Clients, people: dict[str, 
 def test_counts_and_lists_follow_groups_and_units(client_for: Clients, demo_case: tuple[Case, HumanTask]) -> None:
     case, task = demo_case
     staff, officer, outsider = client_for('staff'), client_for('officer'), client_for('outsider')
-    assert _counts(staff) == {'mine': 0, 'group': 1, 'due_soon': 0, 'overdue': 0}
+    assert _counts(staff) == {'mine': 0, 'group': 1, 'due_soon': 0, 'overdue': 0, 'escalated': 0}
     assert _counts(officer)['group'] == 0 and _counts(outsider)['group'] == 0
     rows = page(staff.get('/tasks?view=group')).xpath('//table/tbody/tr')
     assert len(rows) == 1

@@ -9,6 +9,7 @@ from web.cases.controllers import (
     NewCaseView,
     SearchCasesView,
     ShowCaseView,
+    ShowDocumentView,
     ShowStartFormView,
     StartCaseView,
 )
@@ -23,3 +24,5 @@ bp.add_url_rule('/cases/new/<key>', 'show_start_form', view_func=ShowStartFormVi
 bp.add_url_rule('/cases/new/<key>', 'start_case', view_func=StartCaseView.as_view('start_case'),
                 methods=['POST'])
 bp.add_url_rule('/cases/<int:case_id>', 'show_case', view_func=ShowCaseView.as_view('show_case'))
+bp.add_url_rule('/cases/<int:case_id>/documents/<int:document_id>', 'show_document',
+                view_func=ShowDocumentView.as_view('show_document'), methods=['GET'])

@@ -7,7 +7,6 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
 from engine import runtime
-from engine.clock import now
 from engine.definitions import latest_definition, process_bundle
 from engine.errors import AccessDenied, EngineError, NotFound, ValidationFailed
 from engine.i18n import N_
@@ -16,10 +15,12 @@ from engine.specs import ProcessBundle
 from web.cases.util import (
     CASE_STATUS_LABELS,
     INSTANCE_STATUS_LABELS,
+    case_documents,
     case_fields,
     case_timeline,
     data_rows,
     get_case,
+    get_document,
     list_cases,
     open_tasks,
     parse_cursor,
@@ -118,11 +119,15 @@ class SearchCasesView(PageView):
         return redirect(url_for('cases.list_cases'))
 
 
-class ShowCaseView(PageView):
-    """The case page: data, status, instances, open tasks and the whole history."""
+class CaseView(PageView):
+    """Base of the views about one case: a case outside the caller's subtrees is a 404."""
 
-    def load(self, case_id: int) -> None:
+    def load(self, case_id: int, **kwargs: int) -> None:
         self.case = get_case(db(), case_id, current_scope())
+
+
+class ShowCaseView(CaseView):
+    """The case page: data, status, instances, open tasks, documents and the whole history."""
 
     def get(self, case_id: int) -> ResponseReturnValue:
         session, scope, case = db(), current_scope(), self.case
@@ -131,5 +136,17 @@ class ShowCaseView(PageView):
         return render_template(
             'cases/case.html', case=case, data=data_rows(case.start_data, case_fields(session, case)),
             tasks=tasks, visible={t.id for t in tasks if scope.can_view_task(t)},
+            documents=case_documents(session, case),
             groups=group_names(session, (t.candidate_group for t in tasks)), statuses=CASE_STATUS_LABELS,
-            instance_statuses=INSTANCE_STATUS_LABELS, history=case_timeline(session, case), now=now())
+            instance_statuses=INSTANCE_STATUS_LABELS, history=case_timeline(session, case))
+
+
+class ShowDocumentView(CaseView):
+    """One document of the case as issued, on an A4 sheet, with a print stylesheet and a 打印 button."""
+
+    def load(self, case_id: int, document_id: int, **kwargs: int) -> None:
+        super().load(case_id)
+        self.document = get_document(db(), self.case, document_id)
+
+    def get(self, case_id: int, document_id: int) -> ResponseReturnValue:
+        return render_template('cases/document.html', case=self.case, document=self.document)

@@ -13,18 +13,20 @@ from sqlalchemy.orm import Session
 
 from engine.access import Scope, visible_cases
 from engine.audit import SYSTEM_ACTOR
+from engine.deadlines import DeadlineSyntaxError, parse_reminders
 from engine.definitions import process_bundle
 from engine.errors import NotFound, ValidationFailed
 from engine.forms import FieldSpec, FormSpec
 from engine.i18n import N_
 from engine.models.audit import AuditEvent
-from engine.models.cases import Case
+from engine.models.cases import Case, Document
 from engine.models.definitions import ProcessDefinition
+from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
 from engine.models.users import User
 from engine.specs import ProcessBundle
 from web.core.pages import translate
-from web.core.templating import local_date
+from web.core.templating import list_separator, local_date, local_datetime
 from web.tasks.util import group_names
 from workflows.shared.id_numbers import mask_id_number
 
@@ -40,15 +42,32 @@ EVENT_LABELS = {
     'instance.escalation_uncaught': N_('升级事件无人处理'), 'task.created': N_('生成任务'),
     'task.claimed': N_('认领任务'), 'task.unclaimed': N_('退回任务'), 'task.assigned': N_('指派任务'),
     'task.completed': N_('办理任务'), 'task.cancelled': N_('任务取消'),
+    'task.due_changed': N_('期限变更'), 'task.escalated': N_('超期升级'), 'reminder.sent': N_('发送提醒'),
+    'reminder.snoozed': N_('推迟提醒'), 'reminder.cancelled': N_('取消提醒'), 'document.generated': N_('生成文书'),
 }
 CASE_STATUS_LABELS = {'open': N_('办理中'), 'closed': N_('已办结'), 'cancelled': N_('已撤销')}
 INSTANCE_STATUS_LABELS = {'running': N_('办理中'), 'waiting': N_('等待中'), 'completed': N_('已完成'),
                           'error': N_('出错'), 'suspended': N_('已挂起')}
 #: audit keys that are not form fields but say something a reader needs
 KEY_LABELS = {'assignee_id': N_('认领人'), 'status': N_('状态'), 'candidate_group': N_('候选组'),
-              'number': N_('案件编号'), 'key': N_('流程'), 'version': N_('版本')}
-#: audit keys already shown elsewhere in an entry
-HIDDEN_KEYS = frozenset({'bpmn_id', 'kind', 'data', 'code'})
+              'number': N_('案件编号'), 'key': N_('流程'), 'version': N_('版本'),
+              'due_dt': N_('办理期限'), 'due': N_('办理期限'), 'offset': N_('提醒时点'), 'recipients': N_('通知对象'),
+              'group': N_('升级对象'), 'level': N_('升级层级'), 'org_unit': N_('升级至'), 'clock': N_('期限名称'),
+              'emailed': N_('邮件已发至'), 'email_failed': N_('邮件未能发出'), 'title': N_('名称')}
+#: labels that differ for one kind of event
+KIND_KEY_LABELS = {
+    'reminder.snoozed': {'due_dt': N_('提醒时间')},
+    'document.generated': {'number': N_('文号'), 'title': N_('文书名称')},
+}
+#: audit keys already shown elsewhere in an entry, or only of use to the machine (job and document ids)
+HIDDEN_KEYS = frozenset({'bpmn_id', 'kind', 'data', 'code', 'job_id', 'document_id', 'clock_status',
+                         'is_escalated'})
+#: keys hidden for one kind of event (a reminder's job status reads as a case status otherwise)
+KIND_HIDDEN_KEYS = {'reminder.cancelled': frozenset({'status'})}
+#: audit keys holding ISO timestamps
+TIME_KEYS = frozenset({'due', 'due_dt'})
+ESCALATION_LEVELS = {'same': N_('本机构'), 'parent': N_('上级机构'), 'county': N_('县级'), 'city': N_('市级'),
+                     'province': N_('省级')}
 
 
 def label_of(labels: Mapping[str, str], key: str) -> str:
@@ -136,30 +155,51 @@ class _Describer:
         self.users: dict[int, str] = {
             user_id: name for user_id, name in session.execute(
                 sa.select(User.id, User.display_name).where(User.id.in_(user_ids)))}
-        self.groups = group_names(session, (side.get('candidate_group') for e in events
-                                            for side in (e.before, e.after) if side))
+        self.groups = group_names(session, (side.get(key) for e in events for side in (e.before, e.after) if side
+                                            for key in ('candidate_group', 'group')))
         self.processes = {i.definition.key: i.definition.name for i in case.instances}
+        self.people, self.units = _reminder_names(session, events)
 
     def value(self, key: str, value: Any) -> str:
         if key == 'assignee_id' and value:
             return self.users.get(value, str(value))
-        if key == 'candidate_group' and value:
+        if key in ('candidate_group', 'group') and value:
             return self.groups.get(value, str(value))
         if key == 'key' and value:
             return self.processes.get(value, str(value))
         if key == 'status' and isinstance(value, str):
             return gettext(CASE_STATUS_LABELS.get(value, value)) if value in CASE_STATUS_LABELS else value
-        return show_value(key, value, self.fields.get(key))
+        if key not in self.fields:
+            return self._deadline_value(key, value) or show_value(key, value)
+        return show_value(key, value, self.fields[key])
 
-    def label(self, key: str) -> str:
+    def _deadline_value(self, key: str, value: Any) -> str | None:
+        """The values of reminder, escalation and due-date events in words (None: not one of them)."""
+        if key in TIME_KEYS and isinstance(value, str) and 'T' in value:
+            return local_datetime(datetime.fromisoformat(value))
+        if key == 'offset' and isinstance(value, str):
+            return offset_words(value)
+        if key == 'level' and isinstance(value, str):
+            return label_of(ESCALATION_LEVELS, value)
+        if key == 'org_unit' and isinstance(value, str):
+            return self.units.get(value, value)
+        if key in ('recipients', 'emailed', 'email_failed') and isinstance(value, list):
+            return list_separator().join(self.people.get(str(item), str(item)) for item in value) or '—'
+        return None
+
+    def label(self, key: str, kind: str = '') -> str:
+        if key in KIND_KEY_LABELS.get(kind, {}):
+            return gettext(KIND_KEY_LABELS[kind][key])
         return self.fields[key].label if key in self.fields else label_of(KEY_LABELS, key)
 
     def changes(self, event: AuditEvent) -> list[Change]:
         before, after = event.before or {}, dict(event.after or {})
         if event.kind == 'case.started':
             after = dict(after.get('data') or {})  # the start data, field by field
-        keys = [k for k in dict.fromkeys([*before, *after]) if k not in HIDDEN_KEYS]
-        return [Change(self.label(k), self.value(k, before.get(k)) if k in before else '',
+        hidden = HIDDEN_KEYS | KIND_HIDDEN_KEYS.get(event.kind, frozenset())
+        keys = [k for k in dict.fromkeys([*before, *after]) if k not in hidden
+                and not (k in ('emailed', 'email_failed') and not after.get(k))]
+        return [Change(self.label(k, event.kind), self.value(k, before.get(k)) if k in before else '',
                        self.value(k, after.get(k))) for k in keys]
 
     def entry(self, event: AuditEvent) -> TimelineEntry:
@@ -168,6 +208,31 @@ class _Describer:
             else event.actor_name
         return TimelineEntry(event.occurred_dt, actor, label_of(EVENT_LABELS, event.kind), subject,
                              self.changes(event), translate(event.note) if event.note else None)
+
+
+def _reminder_names(session: Session, events: list[AuditEvent]) -> tuple[dict[str, str], dict[str, str]]:
+    """Display names of the usernames reminders went to, and names of the unit codes escalations went to."""
+    usernames = {str(name) for e in events if e.after for name in e.after.get('recipients') or ()}
+    codes = {str(e.after['org_unit']) for e in events if e.after and isinstance(e.after.get('org_unit'), str)}
+    people = dict(session.execute(sa.select(User.username, User.display_name).where(User.username.in_(usernames)))
+                  .tuples().all()) if usernames else {}
+    units = dict(session.execute(sa.select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(codes)))
+                 .tuples().all()) if codes else {}
+    return people, units
+
+
+def offset_words(spec: str) -> str:
+    """A reminder rung in words: ``-5wd`` → 到期前 5 个工作日, ``0`` → 到期当日, ``-4h`` → 到期前 4 小时."""
+    try:
+        [offset] = parse_reminders(spec)
+    except (DeadlineSyntaxError, ValueError):
+        return spec
+    if offset.amount == 0:
+        return gettext('到期当日')
+    amount = abs(offset.amount)
+    words = {'wd': gettext('%(num)s 个工作日', num=amount), 'd': gettext('%(num)s 天', num=amount),
+             'h': gettext('%(num)s 小时', num=amount)}[offset.unit]
+    return gettext('到期前 %(span)s', span=words) if offset.amount < 0 else gettext('到期后 %(span)s', span=words)
 
 
 def case_timeline(session: Session, case: Case, *, latest: int | None = None) -> list[TimelineEntry]:
@@ -259,6 +324,20 @@ def list_cases(session: Session, scope: Scope, *, text: str = '', before: int | 
     rows = list(session.scalars(query))
     items = rows[:limit]
     return CasePage(items, items[-1].id if len(rows) > limit else None)
+
+
+def case_documents(session: Session, case: Case) -> list[Document]:
+    """The case's documents, in the order they were issued."""
+    return list(session.scalars(sa.select(Document).where(Document.case_id == case.id)
+                                .order_by(Document.created_dt, Document.id)))
+
+
+def get_document(session: Session, case: Case, document_id: int) -> Document:
+    """A document of ``case``; NotFound for any other (a document of another case is not reachable here)."""
+    document = session.get(Document, document_id)
+    if document is None or document.case_id != case.id:
+        raise NotFound(N_('文书不存在'))
+    return document
 
 
 def open_tasks(session: Session, case: Case) -> list[HumanTask]:

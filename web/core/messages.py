@@ -39,6 +39,18 @@ ENGINE_MESSAGES = (
     N_('认领并办理'),
 )
 
+#: engine.reminders, engine.calendar and engine.notifications (reminders, calendar overrides, notifications)
+DEADLINE_MESSAGES = (
+    N_('提醒不存在'),
+    N_('只有该机构的主管可以调整提醒。'),
+    N_('该提醒已发送或已取消。'),
+    N_('请填写原因。'),
+    N_('请填写一个将来的时间。'),
+    N_('请说明调整依据。'),
+    N_('该日期没有节假日调整'),
+    N_('通知不存在'),
+)
+
 #: workflows.shared.id_numbers
 DOMAIN_MESSAGES = (
     N_('公民身份号码应为 18 位（最后一位可为 X）。'),

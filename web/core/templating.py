@@ -1,15 +1,31 @@
-"""Template filters: dates in the reader's convention and zone, masked ID numbers, dashes for blanks."""
+"""Template filters and globals: dates in the reader's convention and zone, due dates in working days,
+masked ID numbers, dashes for blanks, and the header's unread-notification count.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app
-from flask_babel import get_locale
+from flask import Flask, current_app, g
+from flask_babel import get_locale, gettext, ngettext
+from flask_login import current_user
+from sqlalchemy.exc import SQLAlchemyError
 
+from engine.calendar import WorkCalendar, load_calendar
+from engine.clock import now
+from engine.models.tasks import HumanTask
+from engine.notifications import count_unread
+from web.core.auth import current_scope
+from web.core.database import db
 from workflows.shared.id_numbers import mask_id_number
+
+log = logging.getLogger(__name__)
+#: this many working days left or fewer: shown as due soon
+DUE_SOON_WORKING_DAYS = 2
 
 DASH = '—'
 
@@ -18,6 +34,11 @@ def is_chinese() -> bool:
     """Whether the current request reads Chinese (anything but English)."""
     locale = get_locale()
     return locale is None or locale.language != 'en'
+
+
+def list_separator() -> str:
+    """``、`` between the items of a list in Chinese, ``, `` in English."""
+    return '、' if is_chinese() else ', '
 
 
 def _zone() -> ZoneInfo:
@@ -63,11 +84,96 @@ def dash(value: Any) -> Any:
     return DASH if value in (None, '') else value
 
 
+@dataclass(frozen=True)
+class DueStatus:
+    """A due time as the lists show it: ``今天到期``, ``剩 3 个工作日``, ``逾期 2 天``, and its tone.
+
+    :param text: the words
+    :param tone: ``overdue``, ``today``, ``soon`` or ``later`` (the CSS class is ``due-<tone>``)
+    :param overdue: past its due time
+    """
+
+    text: str
+    tone: str
+    overdue: bool
+
+
+def describe_due(due_dt: datetime, at: datetime, calendar: WorkCalendar, zone: ZoneInfo) -> DueStatus:
+    """Put the time left until ``due_dt`` into words, counting working days on ``calendar``.
+
+    Overdue periods are counted in calendar days since the due day (a deadline missed today is
+    ``已逾期``); time left in working days after today up to the due day, or in calendar days when the
+    due day itself is a rest day with no working day before it (an hour deadline over a weekend).
+
+    :param at: now
+    """
+    today, due_day = at.astimezone(zone).date(), due_dt.astimezone(zone).date()
+    if due_dt <= at:
+        late = (today - due_day).days
+        text = ngettext('逾期 %(num)s 天', '逾期 %(num)s 天', late) if late > 0 else gettext('已逾期')
+        return DueStatus(text, 'overdue', True)
+    if due_day == today:
+        return DueStatus(gettext('今天到期'), 'today', False)
+    left = calendar.working_days_between(today, due_day)
+    if left == 0:
+        days = (due_day - today).days
+        return DueStatus(ngettext('剩 %(num)s 天', '剩 %(num)s 天', days), 'soon', False)
+    tone = 'soon' if left <= DUE_SOON_WORKING_DAYS else 'later'
+    return DueStatus(ngettext('剩 %(num)s 个工作日', '剩 %(num)s 个工作日', left), tone, False)
+
+
+def due_status(task: HumanTask) -> DueStatus | None:
+    """The task's due time in words on its unit's working-day calendar; None without a due time."""
+    if task.due_dt is None:
+        return None
+    return describe_due(task.due_dt, now(), load_calendar(db(), task.org_path), _zone())
+
+
+def due_text(task: HumanTask) -> str:
+    """The due date (with the time for an hour deadline, which ends at an exact time)."""
+    hourly = bool(task.due_rule) and (task.due_rule or {}).get('unit') == 'hours'
+    return local_datetime(task.due_dt) if hourly else local_date(task.due_dt)
+
+
+def unread_notifications() -> int | None:
+    """The logged-in user's unread notifications, counted once per request; None when unknown.
+
+    Rendered on every page, error pages included: a database that is down must not turn a 503 page
+    into a crash, so a failure shows no count.
+    """
+    if not current_user.is_authenticated:
+        return None
+    if 'unread_notifications' not in g:
+        try:
+            g.unread_notifications = count_unread(db(), current_user.id)
+        except SQLAlchemyError:
+            log.warning('could not count unread notifications', exc_info=True)
+            db().rollback()
+            g.unread_notifications = None
+    count: int | None = g.unread_notifications
+    return count
+
+
+def has_role(group: str) -> bool:
+    """Whether the logged-in user holds ``group`` anywhere (for showing admin links)."""
+    if not current_user.is_authenticated:
+        return False
+    try:
+        return current_scope().has_role(group)
+    except SQLAlchemyError:
+        db().rollback()
+        return False
+
+
 def init_templating(app: Flask) -> None:
-    """Register the filters on ``app``."""
+    """Register the filters and globals on ``app``."""
     app.add_template_filter(local_date)
     app.add_template_filter(local_datetime)
     app.add_template_filter(iso_datetime)
     app.add_template_filter(dash)
     app.add_template_filter(mask_id_number, 'mask_id')
     app.add_template_global(is_chinese)
+    app.add_template_global(due_status)
+    app.add_template_global(due_text)
+    app.add_template_global(unread_notifications)
+    app.add_template_global(has_role)

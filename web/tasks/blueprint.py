@@ -5,10 +5,12 @@ from __future__ import annotations
 from flask import Blueprint
 
 from web.tasks.controllers import (
+    CancelReminderView,
     ClaimTaskView,
     CompleteTaskView,
     RootView,
     ShowTaskView,
+    SnoozeReminderView,
     TaskListView,
     UnclaimTaskView,
 )
@@ -25,3 +27,7 @@ bp.add_url_rule('/tasks/<int:task_id>/claim', 'claim_task', view_func=ClaimTaskV
                 methods=['POST'])
 bp.add_url_rule('/tasks/<int:task_id>/unclaim', 'unclaim_task',
                 view_func=UnclaimTaskView.as_view('unclaim_task'), methods=['POST'])
+bp.add_url_rule('/tasks/<int:task_id>/reminders/<int:job_id>/snooze', 'snooze_reminder',
+                view_func=SnoozeReminderView.as_view('snooze_reminder'), methods=['POST'])
+bp.add_url_rule('/tasks/<int:task_id>/reminders/<int:job_id>/cancel', 'cancel_reminder',
+                view_func=CancelReminderView.as_view('cancel_reminder'), methods=['POST'])

@@ -1,0 +1,1 @@
+"""通知: the reminders and escalations sent to the logged-in user."""
