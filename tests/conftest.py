@@ -103,6 +103,11 @@ def _domain_registered() -> None:
     """Register the domain's case profiles (the app does it at start) and cheap password hashing."""
     import workflows
     from engine.directory import configure_hashing
+    from engine.profiles import CaseProfile, register_profile
+    from workflows.shared.id_numbers import id_number_field_problems
     workflows.register()
+    # The small two-lane diagram most engine, API and web tests drive (tests/fixtures/bpmn/demo_intake.bpmn).
+    register_profile('demo_intake', CaseProfile(prefix='YS', start_field='received_on',
+                                                validate=id_number_field_problems))
     # Still argon2id, with parameters cheap enough for thousands of test logins.
     configure_hashing(time_cost=1, memory_cost=1024)

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from engine.access import load_scope
 from engine.definitions import deploy
 from engine.directory import add_membership, create_org_unit, create_user, get_group
 from engine.models.org_units import OrgUnit
 from engine.models.users import User
-from engine.runtime import complete_task, start_case
 from workflows.corrections.demo import load_demo_cases as load_corrections_cases
 from workflows.disputes.demo import load_demo_cases
 
@@ -109,25 +106,6 @@ def deploy_shipped(session: Session, progress: Progress) -> int:
 
 
 def _cases(session: Session, units: dict[str, OrgUnit], users: dict[str, User], progress: Progress) -> None:
-    samples = [
-        ('431381001', 'lsj_staff', '谢某某', '431381198503120015', None),
-        ('431381001', 'lsj_staff', '李某某', None, {'visit_count': '3', 'risk_level': 'medium',
-                                                 'findings': '已走访社区及家属，情况属实。'}),
-        ('430922001', 'tj_staff', '周某某', None, None),
-        ('430181001', 'ly_staff', '陈某某', None, {'visit_count': '1', 'risk_level': 'low',
-                                                'findings': '当事人配合，无异常。'}),
-    ]
-    today = date.today()
-    for index, (unit, username, name, id_number, register_data) in enumerate(samples):
-        actor = users[username]
-        data = {'person_name': name, 'received_on': (today - timedelta(days=index + 1)).isoformat(),
-                'summary': '演示案件'}
-        if id_number:
-            data['id_number'] = id_number
-        case, tasks = start_case(session, 'demo_intake', data, actor=actor, org_unit=units[unit])
-        if register_data and tasks:
-            complete_task(session, tasks[0].id, register_data, actor=actor, scope=load_scope(session, actor))
-    progress(f'演示案件 {len(samples)} 件')
     progress(f'医疗纠纷演示案件 {load_demo_cases(session, units, users)} 件')
     progress(f'社区矫正演示案件 {load_corrections_cases(session, units, users)} 件')
 

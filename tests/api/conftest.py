@@ -14,7 +14,7 @@ from engine.models.definitions import ProcessDefinition
 from engine.models.users import User
 from tests.fixtures.directory import Org
 
-DEMO = 'bpmn/demo/demo_intake.bpmn'
+DEMO = 'tests/fixtures/bpmn/demo_intake.bpmn'
 START = {'person_name': '谢某某', 'id_number': '430922198001010010', 'received_on': '2025-09-26',
          'summary': '邻里纠纷'}
 REGISTER = {'visit_count': 2, 'risk_level': 'high', 'findings': '走访属实'}

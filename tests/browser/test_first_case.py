@@ -30,7 +30,7 @@ def county(session: Session, org: Org, create_member: Callable[..., User],
         'staff': create_member('tj_staff', 'township_staff', org.township, display_name='周敏'),
         'officer': create_member('tj_officer', 'county_officer', org.county, display_name='李强'),
     }
-    deploy_file('bpmn/demo/demo_intake.bpmn')
+    deploy_file('tests/fixtures/bpmn/demo_intake.bpmn')
     for name, received in (('周某某', '2025-10-08'), ('陈某某', '2025-10-09')):
         runtime.start_case(session, 'demo_intake', {'person_name': name, 'received_on': received},
                            actor=people['staff'], org_unit=org.township)

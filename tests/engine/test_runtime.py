@@ -23,7 +23,7 @@ from engine.models.users import User
 from tests.fixtures.directory import Org
 
 BPMN = Path(__file__).parent / 'bpmn'
-DEMO = 'bpmn/demo/demo_intake.bpmn'
+DEMO = 'tests/fixtures/bpmn/demo_intake.bpmn'
 START = {'person_name': '谢某某', 'received_on': '2025-09-26', 'summary': '测试'}
 REGISTER = {'visit_count': '2', 'risk_level': 'high', 'findings': '走访属实'}
 

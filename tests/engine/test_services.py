@@ -80,7 +80,7 @@ def request_profile() -> Iterator[None]:
 
 def test_request_attaches_to_existing_case(session: Session, org: Org, staff: User, request_profile: None,
                                            deploy_file: Callable[[str], object]) -> None:
-    deploy_file('bpmn/demo/demo_intake.bpmn')
+    deploy_file('tests/fixtures/bpmn/demo_intake.bpmn')
     deploy_file(REQUEST_BPMN)
     case, _ = runtime.start_case(session, 'demo_intake', {'person_name': '谢某某', 'received_on': '2025-09-26'},
                                  actor=staff, org_unit=org.township)
@@ -98,7 +98,7 @@ def test_request_attaches_to_existing_case(session: Session, org: Org, staff: Us
 def test_request_on_unknown_foreign_or_closed_case_is_refused(
         session: Session, org: Org, staff: User, create_member: Callable[..., User], request_profile: None,
         deploy_file: Callable[[str], object]) -> None:
-    deploy_file('bpmn/demo/demo_intake.bpmn')
+    deploy_file('tests/fixtures/bpmn/demo_intake.bpmn')
     deploy_file(REQUEST_BPMN)
     outsider = create_member('outsider', 'township_staff', org.other_township)
     case, _ = runtime.start_case(session, 'demo_intake', {'person_name': '谢某某', 'received_on': '2025-09-26'},
@@ -122,7 +122,7 @@ def test_request_on_unknown_foreign_or_closed_case_is_refused(
 def test_access_grant_gives_read_access_only(session: Session, org: Org, staff: User,
                                              create_member: Callable[..., User], request_profile: None,
                                              deploy_file: Callable[[str], object]) -> None:
-    deploy_file('bpmn/demo/demo_intake.bpmn')
+    deploy_file('tests/fixtures/bpmn/demo_intake.bpmn')
     deploy_file(REQUEST_BPMN)
     outsider = create_member('outsider', 'township_staff', org.other_township)
     case, _ = runtime.start_case(session, 'demo_intake', {'person_name': '谢某某', 'received_on': '2025-09-26'},

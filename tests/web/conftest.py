@@ -20,7 +20,7 @@ from engine.models.users import User
 from tests.fixtures.directory import PASSWORD, Org
 from tests.fixtures.web import csrf_token
 
-DEMO = 'bpmn/demo/demo_intake.bpmn'
+DEMO = 'tests/fixtures/bpmn/demo_intake.bpmn'
 START = {'person_name': '谢某某', 'received_on': '2025-09-26', 'summary': '测试案件',
          'id_number': '431381198503120015'}
 REGISTER = {'visit_count': '2', 'risk_level': 'high', 'findings': '走访属实，情况清楚'}

@@ -21,7 +21,7 @@ def test_generated_document_is_stored_escaped_and_audited(session: Session, org:
                                                           create_member: Callable[..., User],
                                                           deploy_file: Callable[[str], object]) -> None:
     staff = create_member('staff', 'township_staff', org.township)
-    deploy_file('bpmn/demo/demo_intake.bpmn')
+    deploy_file('tests/fixtures/bpmn/demo_intake.bpmn')
     case, _ = runtime.start_case(session, 'demo_intake', {'person_name': '谢某某', 'received_on': '2025-09-26'},
                                  actor=staff, org_unit=org.township)
     document = generate_document(session, case, None, 'shared/case_summary', '案件情况摘要',
@@ -39,7 +39,7 @@ def test_generated_document_is_stored_escaped_and_audited(session: Session, org:
 def test_unknown_or_unsafe_template_is_refused(session: Session, org: Org, create_member: Callable[..., User],
                                                 deploy_file: Callable[[str], object], name: str) -> None:
     staff = create_member('staff', 'township_staff', org.township)
-    deploy_file('bpmn/demo/demo_intake.bpmn')
+    deploy_file('tests/fixtures/bpmn/demo_intake.bpmn')
     case, _ = runtime.start_case(session, 'demo_intake', {'person_name': '谢某某', 'received_on': '2025-09-26'},
                                  actor=staff, org_unit=org.township)
     with pytest.raises(WorkflowFault):

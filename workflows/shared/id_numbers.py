@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
+from typing import Any
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = '10X98765432'
@@ -34,3 +36,10 @@ def mask_id_number(value: str | None) -> str:
     if not value:
         return ''
     return value[:6] + '*' * (len(value) - 10) + value[-4:] if len(value) > 10 else '*' * len(value)
+
+
+def id_number_field_problems(data: Mapping[str, Any], field: str = 'id_number') -> dict[str, list[str]]:
+    """``{field: [message]}`` when ``data[field]`` is given and not a valid ID number, else ``{}``."""
+    value = data.get(field)
+    problem = id_number_problem(str(value)) if value else None
+    return {field: [problem]} if problem else {}
