@@ -30,7 +30,7 @@ __all__ = ['JobHandler', 'handler_for', 'register_handler', 'registered_kinds', 
 JobHandler = Callable[[Session, Job], None]
 
 #: Modules whose import registers the engine's own handlers.
-_BUILTIN_MODULES = ('engine.reminders',)
+_BUILTIN_MODULES = ('engine.reminders', 'engine.worker')
 
 _handlers: dict[str, JobHandler] = {}
 

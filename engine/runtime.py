@@ -128,13 +128,25 @@ def _fault_message(exc: Exception) -> str:
 def _advance(workflow: BpmnWorkflow) -> list[Any]:
     """Run to the next wait state; return unhandled non-error events (escalations, outgoing messages)."""
     try:
-        workflow.do_engine_steps()
+        for _ in range(_ENGINE_PASSES):
+            workflow.do_engine_steps()
+            # do_engine_steps ends by refreshing timers: one that fell due meanwhile leaves a READY
+            # engine task behind, which the next pass runs. Only a task still stuck after that is a stall.
+            if not _ready_engine_tasks(workflow):
+                break
     except (SpiffWorkflowException, ScriptRefused) as exc:
         domain_error = _domain_error(exc)
         if domain_error is not None:
             raise domain_error from exc
         raise WorkflowFault(_fault_message(exc)) from exc
     return _check_guards(workflow)
+
+
+_ENGINE_PASSES = 3
+
+
+def _ready_engine_tasks(workflow: BpmnWorkflow) -> list[Task]:
+    return [t for t in _all_tasks(workflow) if t.state == TaskState.READY and not t.task_spec.manual]
 
 
 def _domain_error(exc: BaseException) -> EngineError | None:
@@ -151,7 +163,7 @@ def _check_guards(workflow: BpmnWorkflow) -> list[Any]:
     tasks = list(_all_tasks(workflow))
     if len(tasks) > limits.max_tasks:
         raise WorkflowFault(f'流程实例已有 {len(tasks)} 个步骤，超过上限 {limits.max_tasks}，已停止以免静默出错。')
-    stalled = [t for t in tasks if t.state == TaskState.READY and not t.task_spec.manual]
+    stalled = _ready_engine_tasks(workflow)
     if stalled:
         raise WorkflowFault(f'引擎未能推进步骤 {stalled[0].task_spec.bpmn_id or stalled[0].task_spec.name}。')
     events = workflow.get_events()

@@ -286,3 +286,4 @@ def test_fault_is_recorded_on_instance(session: Session, demo_case: tuple[Case, 
     session.commit()
     session.refresh(instance)
     assert instance.error_message == '测试故障' and instance.error_dt is not None
+

@@ -381,3 +381,12 @@ def test_two_workers_share_ten_thousand_jobs_none_lost_none_doubled(
     assert _statuses(session) == {'done': 10_000}
     by_worker = dict(session.execute(sa.select(effects.c.worker, sa.func.count()).group_by(effects.c.worker)).all())
     assert set(by_worker) == {'w1', 'w2'} and sum(by_worker.values()) == 10_000
+
+
+def test_timer_handler_is_found_without_importing_the_worker_first() -> None:
+    import subprocess
+    import sys
+
+    code = 'import engine.models.all; from engine.jobs import handler_for; print(handler_for("timer").__name__)'
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=False)
+    assert result.stdout.strip() == 'fire_timer_job', result.stderr
