@@ -11,27 +11,12 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from engine.models.definitions import ProcessDefinition
-from engine.models.users import User
-from tests.fixtures.directory import Org
 
 DEMO = 'tests/fixtures/bpmn/demo_intake.bpmn'
 START = {'person_name': '谢某某', 'id_number': '430922198001010010', 'received_on': '2025-09-26',
          'summary': '邻里纠纷'}
 REGISTER = {'visit_count': 2, 'risk_level': 'high', 'findings': '走访属实'}
 REVIEW_OK = {'approved': True, 'review_opinion': '同意结案'}
-
-
-@pytest.fixture
-def people(org: Org, create_member: Callable[..., User]) -> dict[str, User]:
-    """One user per role the API tests need."""
-    return {
-        'staff': create_member('staff', 'township_staff', org.township),
-        'staff2': create_member('staff2', 'township_staff', org.township),
-        'officer': create_member('officer', 'county_officer', org.county),
-        'outsider': create_member('outsider', 'township_staff', org.other_township),
-        'chief': create_member('chief', 'supervisor', org.county),
-        'designer': create_member('designer', 'designer', org.province),
-    }
 
 
 @pytest.fixture

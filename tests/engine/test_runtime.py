@@ -29,17 +29,6 @@ REGISTER = {'visit_count': '2', 'risk_level': 'high', 'findings': '走访属实'
 
 
 @pytest.fixture
-def people(org: Org, create_member: Callable[..., User]) -> dict[str, User]:
-    return {
-        'staff': create_member('staff', 'township_staff', org.township),
-        'staff2': create_member('staff2', 'township_staff', org.township),
-        'officer': create_member('officer', 'county_officer', org.county),
-        'outsider': create_member('outsider', 'township_staff', org.other_township),
-        'chief': create_member('chief', 'supervisor', org.county),
-    }
-
-
-@pytest.fixture
 def demo_case(session: Session, org: Org, people: dict[str, User],
               deploy_file: Callable[[str], object]) -> tuple[Case, list[HumanTask]]:
     deploy_file(DEMO)
