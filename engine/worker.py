@@ -44,6 +44,7 @@ from engine.clock import Clock, get_clock
 from engine.db import unit_of_work
 from engine.errors import Conflict, NotFound, WorkflowFault
 from engine.jobs import handler_for, register_handler
+from engine.models.cases import Case
 from engine.models.instances import ProcessInstance
 from engine.models.jobs import Job
 from engine.models.users import User
@@ -437,3 +438,15 @@ def cancel_job(session: Session, job_id: int, *, actor: User, reason: str, scope
                  after={'status': 'cancelled', 'key': job.key}, note=reason)
     session.flush()
     return job
+
+
+def list_dead_jobs(session: Session, scope: Scope, *, limit: int = 200) -> list[tuple[Job, Case]]:
+    """Dead jobs of cases under the units ``scope`` supervises, newest first, with their cases."""
+    supervised = [Case.org_path.startswith(path) for path in scope.supervisor_paths]
+    if not supervised:
+        return []
+    rows = session.execute(
+        sa.select(Job, Case).join(ProcessInstance, ProcessInstance.id == Job.instance_id)
+        .join(Case, Case.id == ProcessInstance.case_id)
+        .where(Job.status == 'dead', sa.or_(*supervised)).order_by(Job.id.desc()).limit(limit))
+    return [(job, case) for job, case in rows]
