@@ -95,8 +95,9 @@ def load_scope(session: Session, user: User) -> Scope:
     return Scope(user.id, tuple((code, path) for code, path in rows))
 
 
-def _path_filter(column: sa.ColumnElement[str] | InstrumentedAttribute[str],
-                 paths: tuple[str, ...]) -> sa.ColumnElement[bool]:
+def path_filter(column: sa.ColumnElement[str] | InstrumentedAttribute[str],
+                paths: tuple[str, ...]) -> sa.ColumnElement[bool]:
+    """True where ``column`` (an org path) lies under one of ``paths``; false for none."""
     if not paths:
         return sa.false()
     return sa.or_(*(column.startswith(p) for p in paths))
@@ -105,7 +106,7 @@ def _path_filter(column: sa.ColumnElement[str] | InstrumentedAttribute[str],
 def visible_cases_clause(scope: Scope) -> sa.ColumnElement[bool]:
     """Cases in the user's subtrees, plus cases their units keep read access to after a transfer."""
     granted = sa.exists().where(CaseAccessGrant.case_id == Case.id, _grant_filter(scope))
-    return sa.or_(_path_filter(Case.org_path, scope.case_paths), granted)
+    return sa.or_(path_filter(Case.org_path, scope.case_paths), granted)
 
 
 def _grant_filter(scope: Scope) -> sa.ColumnElement[bool]:
@@ -133,7 +134,7 @@ def visible_tasks_clause(scope: Scope) -> sa.ColumnElement[bool]:
     candidate = [sa.and_(HumanTask.candidate_group == group, HumanTask.org_path.startswith(path))
                  for group, path in scope.grants]
     return sa.or_(HumanTask.assignee_id == scope.user_id, HumanTask.owner_id == scope.user_id,
-                  *candidate, _path_filter(HumanTask.org_path, scope.supervisor_paths))
+                  *candidate, path_filter(HumanTask.org_path, scope.supervisor_paths))
 
 
 def group_queue_clause(scope: Scope) -> sa.ColumnElement[bool]:

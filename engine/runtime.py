@@ -8,7 +8,7 @@ failures, syncs human tasks and timer jobs, queues audit events and saves with a
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -132,7 +132,7 @@ def _advance(workflow: BpmnWorkflow) -> list[Any]:
             workflow.do_engine_steps()
             # do_engine_steps ends by refreshing timers: one that fell due meanwhile leaves a READY
             # engine task behind, which the next pass runs. Only a task still stuck after that is a stall.
-            if not _ready_engine_tasks(workflow):
+            if not _ready_engine_tasks(_all_tasks(workflow)):
                 break
     except (SpiffWorkflowException, ScriptRefused) as exc:
         domain_error = _domain_error(exc)
@@ -145,8 +145,8 @@ def _advance(workflow: BpmnWorkflow) -> list[Any]:
 _ENGINE_PASSES = 3
 
 
-def _ready_engine_tasks(workflow: BpmnWorkflow) -> list[Task]:
-    return [t for t in _all_tasks(workflow) if t.state == TaskState.READY and not t.task_spec.manual]
+def _ready_engine_tasks(tasks: Iterable[Task]) -> list[Task]:
+    return [t for t in tasks if t.state == TaskState.READY and not t.task_spec.manual]
 
 
 def _domain_error(exc: BaseException) -> EngineError | None:
@@ -163,7 +163,7 @@ def _check_guards(workflow: BpmnWorkflow) -> list[Any]:
     tasks = list(_all_tasks(workflow))
     if len(tasks) > limits.max_tasks:
         raise WorkflowFault(f'流程实例已有 {len(tasks)} 个步骤，超过上限 {limits.max_tasks}，已停止以免静默出错。')
-    stalled = _ready_engine_tasks(workflow)
+    stalled = _ready_engine_tasks(tasks)
     if stalled:
         raise WorkflowFault(f'引擎未能推进步骤 {stalled[0].task_spec.bpmn_id or stalled[0].task_spec.name}。')
     events = workflow.get_events()

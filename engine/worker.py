@@ -39,7 +39,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import audit, runtime
-from engine.access import Scope
+from engine.access import Scope, path_filter
 from engine.clock import Clock, get_clock
 from engine.db import unit_of_work
 from engine.errors import Conflict, NotFound, WorkflowFault
@@ -442,11 +442,9 @@ def cancel_job(session: Session, job_id: int, *, actor: User, reason: str, scope
 
 def list_dead_jobs(session: Session, scope: Scope, *, limit: int = 200) -> list[tuple[Job, Case]]:
     """Dead jobs of cases under the units ``scope`` supervises, newest first, with their cases."""
-    supervised = [Case.org_path.startswith(path) for path in scope.supervisor_paths]
-    if not supervised:
-        return []
     rows = session.execute(
         sa.select(Job, Case).join(ProcessInstance, ProcessInstance.id == Job.instance_id)
         .join(Case, Case.id == ProcessInstance.case_id)
-        .where(Job.status == 'dead', sa.or_(*supervised)).order_by(Job.id.desc()).limit(limit))
+        .where(Job.status == 'dead', path_filter(Case.org_path, scope.supervisor_paths))
+        .order_by(Job.id.desc()).limit(limit))
     return [(job, case) for job, case in rows]
