@@ -43,6 +43,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+def prefix_text(length: int) -> sa.types.TypeEngine[str]:
+    """A string column searched by prefix (org paths, case numbers, names): byte order on both databases.
+
+    Under a non-C collation PostgreSQL can use neither ``LIKE 'x%'`` nor a range on a btree index correctly;
+    SQLite's BINARY collation already compares bytes.
+    """
+    return sa.String(length).with_variant(sa.String(length, collation='C'), 'postgresql')
+
+
+def starts_with(column: Any, prefix: str) -> sa.ColumnElement[bool]:
+    """``column`` begins with ``prefix``, as one index range (see :func:`prefix_text`)."""
+    if not prefix:
+        return sa.true()
+    last = ord(prefix[-1])
+    if last >= 0x10FFFF:
+        return sa.and_(column >= prefix, column.startswith(prefix, autoescape=True))
+    return sa.and_(column >= prefix, column < prefix[:-1] + chr(last + 1))
+
+
 class Base(DeclarativeBase):
     """The one declarative base; its metadata names every constraint the same way on both databases."""
 

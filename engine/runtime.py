@@ -48,7 +48,7 @@ from engine.models.definitions import ProcessDefinition
 from engine.models.instances import ProcessInstance
 from engine.models.jobs import Job
 from engine.models.org_units import OrgUnit
-from engine.models.tasks import HumanTask
+from engine.models.tasks import COLOUR_WEIGHTS, HumanTask, colour_weight
 from engine.models.users import User
 from engine.profiles import profile_for
 from engine.sandbox import SandboxedScriptEngine, find_script_refused
@@ -211,7 +211,9 @@ def _new_human_task(session: Session, instance: ProcessInstance, case: Case, spi
         instance_id=instance.id, case_id=case.id, spiff_task_id=str(spiff.id), bpmn_id=bpmn_id,
         title=info.title if info else (spiff.task_spec.bpmn_name or bpmn_id),
         candidate_group=groups[0] if groups else None, org_unit_id=unit.id, org_path=unit.path,
-        form_key=info.form.key if info else None, priority=0, status='open', created_dt=created,
+        form_key=info.form.key if info else None, status='open', created_dt=created,
+        priority=(info.priority if info else 0) + colour_weight(case.risk_colour),
+        process_key=instance.definition.key, risk_colour=case.risk_colour,
         due_dt=due_dt, due_rule=due_rule)
 
 
@@ -294,11 +296,23 @@ def _sync_timer_jobs(session: Session, instance: ProcessInstance, workflow: Bpmn
         Job.instance_id == instance.id, Job.kind == 'timer', Job.status == 'pending'))
 
 
+def _recolour_tasks(session: Session, case: Case) -> None:
+    """Carry a new case colour to the case's open tasks: their colour filter and their urgency."""
+    old_weight = sa.case({colour: weight for colour, weight in COLOUR_WEIGHTS.items()},
+                         value=HumanTask.risk_colour, else_=0)
+    session.execute(sa.update(HumanTask).where(HumanTask.case_id == case.id, HumanTask.status == 'open')
+                    .values(priority=HumanTask.priority - old_weight + colour_weight(case.risk_colour),
+                            risk_colour=case.risk_colour).execution_options(synchronize_session='fetch'))
+
+
 def _settle(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, bundle: ProcessBundle,
             actor: User | None) -> list[HumanTask]:
     """Run the engine, then sync tasks and jobs and save; shared by every command."""
+    colour = instance.case.risk_colour
     with service_context(ServiceContext(session, instance.case, instance, actor)):
         events = _advance(workflow)
+    if instance.case.risk_colour != colour:
+        _recolour_tasks(session, instance.case)
     open_rows = _sync_human_tasks(session, instance, workflow, bundle, actor)
     _sync_timer_jobs(session, instance, workflow)
     _record_events(session, instance, events)

@@ -112,6 +112,7 @@ MSG_IGNORED_EXTENSION = N_('不支持 camunda:{name}：引擎会忽略它，设�
 MSG_ZEEBE = N_('不支持 Camunda 8 的扩展 zeebe:{name}：请在建模器中选择 Camunda 7（Camunda Platform）。')
 MSG_IGNORED_ATTRIBUTE = N_('不支持属性 camunda:{name}：引擎会忽略它，设置不会生效。')
 MSG_IGNORED_PROCESS_ATTRIBUTE = N_('不支持属性 camunda:{name}：谁能发起流程由本系统的权限设置决定。')
+MSG_PRIORITY = N_('camunda:priority 须为 0 到 100 的整数（数值越大越紧急），不支持表达式。')
 MSG_CANDIDATE_EXPRESSION = N_('camunda:candidateGroups 只能是以逗号分隔的角色代码，不支持表达式。')
 MSG_UNREACHABLE = N_('元素“{tag}”没有连接到从开始事件出发的流程上，引擎会忽略它。')
 MSG_CONDITION_NOT_FROM_GATEWAY = N_('只有排他网关和包容网关的出口能带条件，“{source}”出口上的条件会被忽略。')
@@ -214,6 +215,10 @@ _IGNORED_CAMUNDA_ATTRIBUTES: Final = frozenset({
 # On the process: who may start it. Ignored, it would give a false sense of access control.
 # On a service task these two name the operation to run (engine.services).
 _SERVICE_ATTRIBUTES: Final = frozenset({'type', 'topic'})
+# On a user task, its urgency in the to-do lists (a number 0–100, no expression).
+_USER_TASK_ATTRIBUTES: Final = frozenset({'priority'})
+_PRIORITY: Final = re.compile(r'^(100|[1-9]?[0-9])$')
+_SUPPORTED_ATTRIBUTES: Final = {'serviceTask': _SERVICE_ATTRIBUTES, 'userTask': _USER_TASK_ATTRIBUTES}
 _IGNORED_CAMUNDA_PROCESS_ATTRIBUTES: Final = frozenset({'candidateStarterGroups', 'candidateStarterUsers'})
 
 _PYTHON_LANGUAGES: Final = frozenset({'', 'python', 'python3', 'text/x-python'})
@@ -243,6 +248,7 @@ class UserTaskInfo:
     :param properties: ``camunda:properties`` name to value (deadline rules and the like)
     :param form: the task's form; one without fields when it has no ``camunda:formData``
     :param process_id: the process or embedded subprocess whose spec holds the task
+    :param priority: ``camunda:priority`` (0–100), 0 when absent
     """
 
     bpmn_id: str
@@ -253,6 +259,7 @@ class UserTaskInfo:
     properties: dict[str, str]
     form: FormSpec
     process_id: str
+    priority: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -679,10 +686,13 @@ def _check_structure(relevant: list[Element], processes: dict[str, Element], by_
                             tag=f'bpmn:{local}', definition=f'bpmn:{child_local}'))
             if local == 'serviceTask':
                 _check_service_task(node, problems)
-            ignored = _IGNORED_CAMUNDA_ATTRIBUTES - (_SERVICE_ATTRIBUTES if local == 'serviceTask' else frozenset())
+            ignored = _IGNORED_CAMUNDA_ATTRIBUTES - _SUPPORTED_ATTRIBUTES.get(local, frozenset())
             for name in sorted(ignored):
                 if node.get(f'{{{CAMUNDA_NS}}}{name}') is not None:
                     problems.add(node_id, _(MSG_IGNORED_ATTRIBUTE).format(name=name))
+            priority = node.get(f'{{{CAMUNDA_NS}}}priority')
+            if local == 'userTask' and priority is not None and not _PRIORITY.match(priority.strip()):
+                problems.add(node_id, _(MSG_PRIORITY))
             groups = node.get(f'{{{CAMUNDA_NS}}}candidateGroups') or ''
             if '${' in groups or '#{' in groups:
                 problems.add(node_id, _(MSG_CANDIDATE_EXPRESSION))
@@ -999,6 +1009,7 @@ def _user_tasks(relevant: list[Element], specs: dict[str, BpmnProcessSpec],
             properties=properties,
             form=forms[node_id],
             process_id=spec_id,
+            priority=int((node.get(f'{{{CAMUNDA_NS}}}priority') or '0').strip()),
         )
     return infos
 

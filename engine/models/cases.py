@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from engine.db import Base, format_repr
+from engine.db import Base, format_repr, prefix_text
 from engine.errors import Conflict
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class Case(Base):
     #: primary key
     id: Mapped[int] = mapped_column(primary_key=True)
     #: human case number, e.g. SJ-2026-000012
-    number: Mapped[str] = mapped_column(sa.String(32), unique=True, nullable=False)
+    number: Mapped[str] = mapped_column(prefix_text(32), unique=True, nullable=False)
     #: 一案一码 token for the public progress page; random, not derived from anything personal
     public_code: Mapped[str] = mapped_column(sa.String(32), unique=True, nullable=False)
     #: the process key the case was started with
@@ -42,13 +42,13 @@ class Case(Base):
     #: current responsible org unit (changes on a residence change)
     org_unit_id: Mapped[int] = mapped_column(sa.ForeignKey('org_units.id'), index=True, nullable=False)
     #: copy of the org unit's path so subtree filters need no join
-    org_path: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    org_path: Mapped[str] = mapped_column(prefix_text(255), nullable=False)
     #: open / closed / cancelled — change it only through the transition methods
     _status: Mapped[str] = mapped_column('status', sa.String(16), nullable=False, default='open')
     #: 三色 triage colour or risk level (green / yellow / red)
     risk_colour: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
     #: the person concerned (offender, patient)
-    person_name: Mapped[str | None] = mapped_column(sa.String(64), index=True, nullable=True)
+    person_name: Mapped[str | None] = mapped_column(prefix_text(64), index=True, nullable=True)
     #: Chinese resident ID number; matched exactly, masked in lists
     id_number: Mapped[str | None] = mapped_column(sa.String(18), index=True, nullable=True)
     #: hospital (disputes)
@@ -132,7 +132,7 @@ class CaseAccessGrant(Base):
     #: the case
     case_id: Mapped[int] = mapped_column(sa.ForeignKey('cases.id'), index=True, nullable=False)
     #: the unit (path) that keeps read access
-    org_path: Mapped[str] = mapped_column(sa.String(255), index=True, nullable=False)
+    org_path: Mapped[str] = mapped_column(prefix_text(255), index=True, nullable=False)
     #: why, e.g. 变更执行地
     reason: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     #: when it was granted

@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from engine.db import Base, format_repr
+from engine.db import Base, format_repr, prefix_text
 
 LEVELS = ('province', 'city', 'county', 'township')
 
@@ -31,7 +31,7 @@ class OrgUnit(Base):
     #: the parent unit; None for the root
     parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey('org_units.id'), index=True, nullable=True)
     #: materialised path of ids, '/1/4/9/': everything under a unit is one indexed prefix query
-    path: Mapped[str] = mapped_column(sa.String(255), index=True, nullable=False, default='')
+    path: Mapped[str] = mapped_column(prefix_text(255), index=True, nullable=False, default='')
     #: when the unit was created
     created_dt: Mapped[datetime] = mapped_column(nullable=False)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from engine.db import Base, format_repr
+from engine.db import Base, format_repr, prefix_text
 
 if TYPE_CHECKING:
     from engine.models.cases import Case
@@ -17,7 +17,17 @@ if TYPE_CHECKING:
     from engine.models.users import User
 
 TASK_STATUSES = ('open', 'completed', 'cancelled')
+#: Camunda's DelegationState: the delegate works on it (pending), then hands it back to the owner (resolved)
+DELEGATION_STATES = ('pending', 'resolved')
 _OPEN = sa.text("status = 'open'")
+#: what a case's 三色 colour adds to its tasks' urgency (``camunda:priority`` steps are of 10)
+COLOUR_WEIGHTS = {'red': 3, 'yellow': 2, 'green': 1}
+
+
+def colour_weight(colour: str | None) -> int:
+    """The urgency a case colour adds (0 for none or an unknown colour)."""
+    return COLOUR_WEIGHTS.get(colour or '', 0)
+
 
 
 class HumanTask(Base):
@@ -33,6 +43,12 @@ class HumanTask(Base):
         sa.Index('ix_human_tasks_open_group', 'candidate_group', 'org_path', 'due_dt', 'id',
                  postgresql_where=_OPEN, sqlite_where=_OPEN),
         sa.Index('ix_human_tasks_open_due', 'due_dt', 'id', postgresql_where=_OPEN, sqlite_where=_OPEN),
+        sa.Index('ix_human_tasks_open_path', 'org_path', 'due_dt', 'id', postgresql_where=_OPEN,
+                 sqlite_where=_OPEN),
+        sa.Index('ix_human_tasks_open_case', 'case_id', postgresql_where=_OPEN, sqlite_where=_OPEN),
+        sa.Index('ix_human_tasks_completed_by', 'completed_by_id', 'completed_dt', 'id'),
+        sa.CheckConstraint("delegation_state IS NULL OR delegation_state IN ('pending', 'resolved')",
+                           name='valid_delegation_state'),
     )
 
     #: primary key
@@ -52,13 +68,19 @@ class HumanTask(Base):
     #: the unit the task is handled at
     org_unit_id: Mapped[int] = mapped_column(sa.ForeignKey('org_units.id'), index=True, nullable=False)
     #: copy of the unit's path for subtree filters
-    org_path: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    org_path: Mapped[str] = mapped_column(prefix_text(255), nullable=False)
     #: who holds it now
     assignee_id: Mapped[int | None] = mapped_column(sa.ForeignKey('users.id'), nullable=True)
     #: who delegated it and gets it back (delegation)
     owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey('users.id'), index=True, nullable=True)
-    #: 0 normal, higher is more urgent
+    #: Camunda's delegation state while ``owner_id`` is set: pending (with the delegate) or resolved
+    delegation_state: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    #: urgency: the user task's ``camunda:priority`` plus its case's colour weight; higher is more urgent
     priority: Mapped[int] = mapped_column(nullable=False, default=0)
+    #: the process key of the task's instance, for the process filter without a join
+    process_key: Mapped[str] = mapped_column(sa.String(128), index=True, nullable=False, default='')
+    #: copy of the case's 三色 colour / risk level, kept in step by the engine
+    risk_colour: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
     #: open / completed / cancelled
     status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default='open')
     #: camunda:formKey, if the task uses a registered form
@@ -88,6 +110,7 @@ class HumanTask(Base):
     org_unit: Mapped[OrgUnit] = relationship(foreign_keys=[org_unit_id])
     escalated_org_unit: Mapped[OrgUnit | None] = relationship(foreign_keys=[escalated_org_unit_id])
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
     completed_by: Mapped[User | None] = relationship(foreign_keys=[completed_by_id])
 
     @property
