@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from engine.db import starts_with
 from engine.models.cases import Case, CaseAccessGrant
 from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
@@ -75,8 +76,8 @@ class Scope:
 
     def can_complete(self, task: HumanTask) -> bool:
         """The assignee completes; an unassigned task may be completed (and so claimed) by a candidate."""
-        if not task.is_open:
-            return False
+        if not task.is_open or task.delegation_state == 'pending':
+            return False  # a delegated task goes back to its owner before anyone completes it
         return task.assignee_id == self.user_id or (task.assignee_id is None and self.is_candidate(task))
 
     def can_assign(self, task: HumanTask) -> bool:
@@ -100,7 +101,7 @@ def path_filter(column: sa.ColumnElement[str] | InstrumentedAttribute[str],
     """True where ``column`` (an org path) lies under one of ``paths``; false for none."""
     if not paths:
         return sa.false()
-    return sa.or_(*(column.startswith(p) for p in paths))
+    return sa.or_(*(starts_with(column, p) for p in paths))
 
 
 def visible_cases_clause(scope: Scope) -> sa.ColumnElement[bool]:
@@ -111,8 +112,8 @@ def visible_cases_clause(scope: Scope) -> sa.ColumnElement[bool]:
 
 def _grant_filter(scope: Scope) -> sa.ColumnElement[bool]:
     # A grant to a county reaches its townships' staff, and the supervisors above it.
-    clauses = [sa.or_(CaseAccessGrant.org_path.startswith(path), sa.literal(path).startswith(CaseAccessGrant.org_path))
-               for path in scope.case_paths]
+    clauses = [sa.or_(starts_with(CaseAccessGrant.org_path, path),
+                      sa.literal(path).startswith(CaseAccessGrant.org_path)) for path in scope.case_paths]
     return sa.or_(*clauses) if clauses else sa.false()
 
 
@@ -131,7 +132,7 @@ def can_view_case(session: Session, scope: Scope, case: Case) -> bool:
 
 def visible_tasks_clause(scope: Scope) -> sa.ColumnElement[bool]:
     """The WHERE clause for tasks ``scope`` may see (see ``Scope.can_view_task``)."""
-    candidate = [sa.and_(HumanTask.candidate_group == group, HumanTask.org_path.startswith(path))
+    candidate = [sa.and_(HumanTask.candidate_group == group, starts_with(HumanTask.org_path, path))
                  for group, path in scope.grants]
     return sa.or_(HumanTask.assignee_id == scope.user_id, HumanTask.owner_id == scope.user_id,
                   *candidate, path_filter(HumanTask.org_path, scope.supervisor_paths))
@@ -139,7 +140,7 @@ def visible_tasks_clause(scope: Scope) -> sa.ColumnElement[bool]:
 
 def group_queue_clause(scope: Scope) -> sa.ColumnElement[bool]:
     """Unassigned open tasks of the user's groups at their units."""
-    candidate = [sa.and_(HumanTask.candidate_group == group, HumanTask.org_path.startswith(path))
+    candidate = [sa.and_(HumanTask.candidate_group == group, starts_with(HumanTask.org_path, path))
                  for group, path in scope.grants if group not in NON_CASE_ROLES]
     if not candidate:
         return sa.false()

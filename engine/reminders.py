@@ -25,6 +25,7 @@ from engine import audit, mail
 from engine.access import Scope
 from engine.calendar import WorkCalendar, ancestor_ids, load_calendar
 from engine.clock import LOCAL_ZONE, get_clock, now
+from engine.db import starts_with
 from engine.deadlines import reminder_times
 from engine.errors import AccessDenied, Conflict, NotFound, ValidationFailed
 from engine.jobs import register_handler
@@ -164,8 +165,8 @@ def escalation_target(session: Session, task: HumanTask, group: str, level: str)
 
 def escalation_queue_clause(scope: Scope) -> sa.ColumnElement[bool]:
     """Open escalated tasks sent to one of the user's groups at a unit within their grants."""
-    clauses = [sa.and_(HumanTask.escalated_to_group == group,
-                       HumanTask.escalated_org_unit_id.in_(sa.select(OrgUnit.id).where(OrgUnit.path.startswith(path))))
+    units = {path: sa.select(OrgUnit.id).where(starts_with(OrgUnit.path, path)) for _, path in scope.grants}
+    clauses = [sa.and_(HumanTask.escalated_to_group == group, HumanTask.escalated_org_unit_id.in_(units[path]))
                for group, path in scope.grants]
     if not clauses:
         return sa.false()
