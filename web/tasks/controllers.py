@@ -16,7 +16,7 @@ from engine.errors import AccessDenied, EngineError, NotFound, ValidationFailed
 from engine.i18n import N_
 from engine.models.tasks import HumanTask
 from engine.reminders import cancel_reminder, snooze_reminder
-from engine.tasks import claim_task, count_tasks_where, list_tasks_where, unclaim_task
+from engine.tasks import claim_task, count_where, query_tasks, unclaim_task
 from web.admin.util import calendar_notice
 from web.cases.util import case_timeline
 from web.core.auth import current_actor, current_scope
@@ -66,11 +66,11 @@ class TaskListView(PageView):
 
     def get(self) -> ResponseReturnValue:
         session, scope = db(), current_scope()
-        page = list_tasks_where(session, tab_clause(scope, self.view), cursor=request.args.get('cursor'),
+        page = query_tasks(session, tab_clause(scope, self.view), cursor=request.args.get('cursor'),
                                 limit=PAGE_SIZE)
         prefetch(session, page.items)
         return render_template('tasks/list.html', view=self.view, tabs=TABS, page=page,
-                               counts={tab: count_tasks_where(session, tab_clause(scope, tab)) for tab in TABS},
+                               counts={tab: count_where(session, tab_clause(scope, tab)) for tab in TABS},
                                claimable={t.id for t in page.items if scope.can_claim(t)},
                                groups=group_names(session, (t.candidate_group for t in page.items)),
                                calendar_notice=calendar_notice() if scope.has_role(ADMIN) else None)

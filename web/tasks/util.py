@@ -27,7 +27,7 @@ from engine.models.jobs import Job
 from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
 from engine.models.users import Group, User
-from engine.reminders import TASK_JOB_KINDS, escalation_queue_clause, escalation_target, reminder_recipients
+from engine.reminders import TASK_JOB_KINDS, escalation_target, reminder_recipients
 from engine.specs import UserTaskInfo
 from engine.tasks import view_clause
 from web.core.forms import (
@@ -110,7 +110,7 @@ def next_step_message(session: Session, case: Case, tasks: Sequence[HumanTask]) 
 
 def tab_clause(scope: Scope, view: str) -> sa.ColumnElement[bool]:
     """The WHERE clause of a to-do tab: an engine view, or 升级给我 (overdue tasks escalated to my groups)."""
-    return escalation_queue_clause(scope) if view == ESCALATED else view_clause(scope, view)
+    return view_clause(scope, view)
 
 
 # -- reminders and escalation on the task page ----------------------------------------------------------
