@@ -42,6 +42,7 @@ class CaseProfile:
     :param validate: extra checks across fields; returns ``{field: [messages]}``
     :param attach_to_case: a request process (外出, 变更执行地, 报警核查...): started on the existing case
         named by the ``case_id`` start field instead of opening a new case
+    :param case_kinds: the kinds (process keys) of the cases such a request may be started on; empty for any
     """
 
     prefix: str = 'AJ'
@@ -51,6 +52,7 @@ class CaseProfile:
     columns: Callable[[Mapping[str, Any]], dict[str, Any]] = _default_columns
     validate: Callable[[Mapping[str, Any]], dict[str, list[str]]] = field(default=lambda data: {})
     attach_to_case: bool = False
+    case_kinds: tuple[str, ...] = ()
 
     def subject_columns(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Validate ``data`` and return the Case column values it yields."""

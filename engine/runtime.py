@@ -418,7 +418,10 @@ def _start_request(session: Session, definition: ProcessDefinition, data: dict[s
         raise NotFound('案件不存在')
     if case.status != 'open':
         raise Conflict(f'案件 {case.number} 已结案，不能再发起申请。')
-    profile_for(definition.key).subject_columns(data)
+    profile = profile_for(definition.key)
+    if profile.case_kinds and case.kind not in profile.case_kinds:
+        raise ValidationFailed('数据有误，请检查标出的字段。', {'case_id': ['该案件不能发起此类申请。']})
+    profile.subject_columns(data)
     audit.record(session, 'request.started', actor=actor, case_id=case.id, org_path=case.org_path,
                  after={'kind': definition.key, 'data': data})
     _, tasks = start_instance(session, case, definition, data, actor=actor, is_lifecycle=False)

@@ -1,0 +1,169 @@
+"""What an instance's diagram shows: its BPMN source, the steps done, where it stands now, the flows taken.
+
+Read-only: the workflow is restored the way the runtime restores it (``runtime._restore``) and only
+looked at; nothing is run, synced or saved.
+
+Steps are named by their BPMN element id, which is also the id bpmn-js gives the element, so the
+browser can mark them directly. Steps inside embedded subprocesses and called processes count under
+their own ids (a called process in the same file has its own ids; one drawn nowhere is simply not
+found by the viewer).
+
+SpiffWorkflow does not record which sequence flow a token took. A flow is taken when its target step
+was reached with its source step as the nearest BPMN step above it in the task tree; the flow ids
+come from the definition's XML. Two flows with the same source and target are both marked.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from lxml import etree
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy.orm import Session
+
+from engine.models.definitions import ProcessDefinition
+from engine.models.instances import ProcessInstance
+from engine.runtime import _all_tasks, _restore
+from engine.specs import BPMN_NS
+
+__all__ = ['ActiveStep', 'InstanceDiagram', 'instance_diagram']
+
+#: states in which a task has been reached by a token (CANCELLED only counts below a completed parent)
+_REACHED: Final = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.COMPLETED | TaskState.ERROR
+
+FlowMap = dict[tuple[str, str], tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class ActiveStep:
+    """A step the instance waits at now.
+
+    :param bpmn_id: the element id in the diagram
+    :param name: the element's name, else its id
+    :param kind: ``user_task``, ``timer``, ``message``, ``event`` (another catch event) or
+        ``subprocess`` (an embedded subprocess or call activity still running)
+    """
+
+    bpmn_id: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class InstanceDiagram:
+    """An instance's diagram and its marks.
+
+    :param xml: the BPMN source of the instance's definition version, as deployed
+    :param completed: element id → how many times that step completed (a loop counts each pass)
+    :param active: the steps the instance waits at now, in the order they were reached
+    :param flows: ids of the sequence flows taken, sorted
+    """
+
+    xml: str
+    completed: dict[str, int]
+    active: tuple[ActiveStep, ...]
+    flows: tuple[str, ...]
+
+    @property
+    def active_ids(self) -> list[str]:
+        """The ids of :attr:`active`, without repeats."""
+        return list(dict.fromkeys(step.bpmn_id for step in self.active))
+
+
+def instance_diagram(session: Session, instance: ProcessInstance) -> InstanceDiagram:
+    """Read ``instance``'s diagram: its definition's XML and the marks for the steps it went through.
+
+    Only reads. The caller has checked that the reader may see the instance's case.
+
+    :param session: the session the instance was loaded in
+    :param instance: the instance to show
+    :return: the XML with the completed and active steps and the flows taken
+    """
+    definition = instance.definition
+    workflow, _ = _restore(session, instance)
+    tasks = [task for task in _all_tasks(workflow) if task.task_spec.bpmn_id]
+    return InstanceDiagram(xml=definition.source, completed=_completed(tasks), active=_active(tasks),
+                           flows=_flows_taken(tasks, _sequence_flows(definition)))
+
+
+def _completed(tasks: Iterable[Task]) -> dict[str, int]:
+    counts = Counter(str(task.task_spec.bpmn_id) for task in tasks if task.state == TaskState.COMPLETED)
+    return dict(counts)
+
+
+def _active(tasks: Iterable[Task]) -> tuple[ActiveStep, ...]:
+    steps = []
+    for task in tasks:
+        kind = _active_kind(task)
+        if kind is not None:
+            spec = task.task_spec
+            steps.append(ActiveStep(str(spec.bpmn_id), str(spec.bpmn_name or spec.bpmn_id), kind))
+    return tuple(steps)
+
+
+def _active_kind(task: Task) -> str | None:
+    """What ``task`` waits for, if it is a step the instance stands at; None otherwise.
+
+    Joins waiting for their other branches are left out: the branch still open shows where things are.
+    """
+    spec = task.task_spec
+    if spec.manual and task.state in (TaskState.READY, TaskState.WAITING):
+        return 'user_task'
+    if task.state == TaskState.STARTED and isinstance(spec, SubWorkflowTask):
+        return 'subprocess'
+    event = getattr(spec, 'event_definition', None)
+    if task.state != TaskState.WAITING or event is None:
+        return None
+    if isinstance(event, TimerEventDefinition):
+        return 'timer'
+    return 'message' if isinstance(event, MessageEventDefinition) else 'event'
+
+
+def _sequence_flows(definition: ProcessDefinition) -> FlowMap:
+    """(source id, target id) → the ids of the sequence flows between them, from the stored XML.
+
+    The source passed the deployment checks (no DTD, well-formed); the parser still refuses entities
+    and network access.
+    """
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    root = etree.fromstring(definition.source.encode('utf-8'), parser)
+    flows: dict[tuple[str, str], list[str]] = {}
+    for flow in root.iter(f'{{{BPMN_NS}}}sequenceFlow'):
+        key = (flow.get('sourceRef') or '', flow.get('targetRef') or '')
+        flows.setdefault(key, []).append(flow.get('id') or '')
+    return {key: tuple(ids) for key, ids in flows.items()}
+
+
+def _flows_taken(tasks: Iterable[Task], flows: FlowMap) -> tuple[str, ...]:
+    taken: set[str] = set()
+    for task in tasks:
+        if not _reached(task):
+            continue
+        source = _previous_step(task)
+        if source is not None:
+            taken.update(flows.get((str(source.task_spec.bpmn_id), str(task.task_spec.bpmn_id)), ()))
+    return tuple(sorted(taken))
+
+
+def _reached(task: Task) -> bool:
+    """Whether a token got to ``task``: a join's extra arrivals are CANCELLED once it fires, and a task
+    an interrupting event ended is CANCELLED too, both below a completed parent."""
+    if task.state & _REACHED:
+        return True
+    return task.state == TaskState.CANCELLED and task.parent is not None and task.parent.state == TaskState.COMPLETED
+
+
+def _previous_step(task: Task) -> Task | None:
+    """The nearest BPMN step above ``task`` in its workflow's tree (skipping SpiffWorkflow's own
+    control tasks, such as the split in front of a task with boundary events)."""
+    parent = task.parent
+    while parent is not None and not parent.task_spec.bpmn_id:
+        parent = parent.parent
+    return parent
