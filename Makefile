@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PG_TEST_DB ?= fengqiao_test
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/$(PG_TEST_DB)
 
-.PHONY: run test setup test-sqlite test-postgres lint translations bench
+.PHONY: run test setup assets test-sqlite test-postgres lint translations bench
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,7 +15,11 @@ $(BIN)/.installed: pyproject.toml
 translations: $(BIN)/.installed
 	$(BIN)/pybabel -q compile --use-fuzzy -d translations
 
-setup: $(BIN)/.installed translations
+## The browser bundles (bpmn-js) from the pinned npm packages; needs node and npm (see scripts/build-assets.sh).
+assets:
+	scripts/build-assets.sh
+
+setup: $(BIN)/.installed translations assets
 
 ## Serve Fengqiao on http://127.0.0.1:5000 with SQLite and the demo data, and a worker in the same process.
 run: setup
@@ -44,3 +48,4 @@ bench: setup
 	scripts/ensure-postgres.sh fengqiao_bench
 	$(BIN)/python -m benchmarks.bench_complete
 	$(BIN)/python -m benchmarks.bench_timers
+	$(BIN)/python -m benchmarks.bench_tasklist

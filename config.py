@@ -46,7 +46,15 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = 'Lax'
     SESSION_COOKIE_SECURE = _env_bool('SESSION_COOKIE_SECURE', False)
-    MAX_CONTENT_LENGTH = 8 * 1024 * 1024
+    #: the address the public reaches the site at (``https://sfj.example.gov.cn``), encoded in every 一案一码;
+    #: unset: the address each request came in on
+    PUBLIC_BASE_URL = os.environ.get('FENGQIAO_PUBLIC_BASE_URL') or None
+    #: the largest attachment accepted on a case, in bytes (10 MiB)
+    ATTACHMENT_MAX_BYTES = _env_int('FENGQIAO_ATTACHMENT_MAX_BYTES', 10 * 1024 * 1024)
+    #: keep attachment contents in this folder (random file names) instead of the database
+    ATTACHMENT_FOLDER = os.environ.get('FENGQIAO_ATTACHMENT_FOLDER') or None
+    #: the largest request: an attachment plus the form around it; anything larger is answered with 413
+    MAX_CONTENT_LENGTH = ATTACHMENT_MAX_BYTES + 1024 * 1024
     TESTING = False
     #: reminders and escalations are mailed through this SMTP server as well; mail is off when it is unset
     SMTP_HOST = os.environ.get('SMTP_HOST') or None

@@ -56,7 +56,8 @@ MSG_NOT_FOUND = N_('附件不存在')
 MSG_DAMAGED = N_('附件“{name}”的内容与上传时不一致，可能已被改动或损坏，系统已拒绝提供。请联系管理员。')
 MSG_MISSING = N_('附件“{name}”的文件已不在存放目录中，无法下载。请联系管理员。')
 MSG_NO_FOLDER = N_('附件存放目录未配置，无法读取附件“{name}”。请联系管理员。')
-DEFAULT_STEM = N_('附件')
+#: the name of an upload sent without one (stored as is, whatever the uploader's language)
+DEFAULT_STEM = '附件'
 
 _PENDING_FILES_KEY = 'fengqiao_attachment_files'
 _STORED_NAME = re.compile(r'^[0-9a-f]{32}$')
@@ -188,7 +189,7 @@ def clean_filename(name: str | None, kind: FileKind) -> str:
     stem, extension = os.path.splitext(text)
     if extension.lower() not in kind.extensions:
         stem, extension = text, kind.extensions[0]
-    stem = stem or _(DEFAULT_STEM)
+    stem = stem or DEFAULT_STEM
     return stem[:MAX_FILENAME_LENGTH - len(extension)].rstrip() + extension
 
 

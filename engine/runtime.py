@@ -450,6 +450,8 @@ def complete_task(session: Session, task_id: int, data: Mapping[str, Any], *, ac
     session.refresh(task)
     if not task.is_open:
         raise Conflict('该任务已办理或已取消。')
+    if task.delegation_state == 'pending':
+        raise Conflict('该任务已委托他人办理，须待受托人办结交回后再办理。')
     if not scope.can_complete(task):
         raise AccessDenied('该任务已由他人认领，或您不在其候选组中。')
     workflow, bundle = _restore(session, instance)

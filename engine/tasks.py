@@ -464,7 +464,7 @@ def list_tasks(session: Session, scope: Scope, view: str, *, task_filter: TaskFi
 
 
 def count_tasks(session: Session, scope: Scope, view: str, *, task_filter: TaskFilter | None = None,
-                cap: int = COUNT_CAP) -> int:
+                cap: int | None = None) -> int:
     """How many tasks ``view`` holds for ``scope``, counting no further than ``cap`` + 1.
 
     A list draws "1000+" rather than counting a million rows to draw itself.
@@ -475,7 +475,8 @@ def count_tasks(session: Session, scope: Scope, view: str, *, task_filter: TaskF
     return count_where(session, clause, cap=cap)
 
 
-def count_where(session: Session, clause: sa.ColumnElement[bool], *, cap: int = COUNT_CAP) -> int:
-    """How many tasks match ``clause`` (already scoped), up to ``cap`` + 1."""
+def count_where(session: Session, clause: sa.ColumnElement[bool], *, cap: int | None = None) -> int:
+    """How many tasks match ``clause`` (already scoped), up to ``cap`` (default ``COUNT_CAP``) + 1."""
+    cap = COUNT_CAP if cap is None else cap
     limited = sa.select(HumanTask.id).where(clause).limit(cap + 1).subquery()
     return session.scalar(sa.select(sa.func.count()).select_from(limited)) or 0

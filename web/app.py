@@ -9,6 +9,7 @@ from flask import Flask, jsonify, render_template, request, session
 from flask_babel import Babel, gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map
 
 import workflows
 from config import BASE_DIR, INSTANCE_DIR, Config
@@ -29,12 +30,22 @@ def _select_locale() -> str:
     return str(session.get('lang', 'zh_CN'))
 
 
+class RecordIdConverter(IntegerConverter):
+    """``<int:…>`` in every route: a non-negative integer that a BIGINT column can hold."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault('max', 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 def create_app(config: Any = None) -> Flask:
     """Build the Flask app.
 
     :param config: a Config instance (defaults to ``Config()`` read from the environment)
     """
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    # Record ids fit a signed 64-bit column: a longer number in a URL is a 404, not a database overflow.
+    app.url_map.converters['int'] = RecordIdConverter
     app.config.from_object(config or Config())
     workflows.register()
     init_database(app)
@@ -81,10 +92,13 @@ def _register_blueprints(app: Flask) -> None:
     from web.api.blueprint import bp as api_bp
     from web.auth.blueprint import bp as auth_bp
     from web.cases.blueprint import bp as cases_bp
+    from web.comments.blueprint import bp as comments_bp
+    from web.diagrams.blueprint import bp as diagrams_bp
     from web.notifications.blueprint import bp as notifications_bp
     from web.supervision.blueprint import bp as supervision_bp
     from web.tasks.blueprint import bp as tasks_bp
-    for bp in (auth_bp, tasks_bp, cases_bp, notifications_bp, admin_bp, supervision_bp, api_bp):
+    for bp in (auth_bp, tasks_bp, cases_bp, comments_bp, diagrams_bp, notifications_bp, admin_bp, supervision_bp,
+               api_bp):
         app.register_blueprint(bp)
     csrf.exempt(api_bp)  # the API checks CSRF itself, only for session-authenticated writes
 

@@ -39,6 +39,9 @@ class Api:
             kwargs['json'] = json
         return self.client.post(f'/api/v1{path}', headers=self.headers, **kwargs)
 
+    def delete(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.client.delete(f'/api/v1{path}', headers=self.headers, **kwargs)
+
 
 @pytest.fixture
 def as_user(client: FlaskClient, api_token: Callable[[str], dict[str, str]]) -> Callable[[str | None], Api]:

@@ -28,6 +28,8 @@ class Endpoint:
     path: str
     expected: dict[str, int]
     body: Callable[[dict[str, User]], Any] | None = None
+    #: the body built from the case's task id instead
+    task_body: Callable[[int], Any] | None = None
     #: username who claims the case's task before the call
     claimed_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -59,6 +61,31 @@ ENDPOINTS = [
              body=lambda people: {'assignee': people['staff2'].id}, extra={'suffix': '/assign'}),
     Endpoint('api.complete_task', 'post', '/tasks/{task}', _statuses(401, 200, 404, 403, 404),
              body=lambda people: {'data': REGISTER}, extra={'suffix': '/complete'}),
+    Endpoint('api.count_tasks', 'get', '/tasks/counts', _statuses(401, 200, 200, 200, 200)),
+    # Bulk actions answer 200 with each task's outcome; the refusals are inside.
+    Endpoint('api.bulk_claim_tasks', 'post', '/tasks/bulk/claim', _statuses(401, 200, 200, 200, 200),
+             task_body=lambda task: {'tasks': [task]}),
+    Endpoint('api.bulk_assign_tasks', 'post', '/tasks/bulk/assign', _statuses(401, 200, 200, 200, 200),
+             task_body=lambda task: {'tasks': [task], 'assignee': 1}),
+    Endpoint('api.delegate_task', 'post', '/tasks/{task}', _statuses(401, 200, 404, 403, 404),
+             body=lambda people: {'delegate': people['staff2'].id}, extra={'suffix': '/delegate'}),
+    Endpoint('api.resolve_task', 'post', '/tasks/{task}', _statuses(401, 409, 404, 409, 404),
+             extra={'suffix': '/resolve'}),
+    Endpoint('api.list_filters', 'get', '/filters', _statuses(401, 200, 200, 200, 200)),
+    Endpoint('api.save_filter', 'post', '/filters', _statuses(401, 201, 201, 201, 201),
+             body=lambda people: {'name': '红色案件', 'view': 'all', 'criteria': {'risk_colour': 'red'}}),
+    # staff's own personal filter: nobody else sees it
+    Endpoint('api.delete_filter', 'delete', '/filters/{filter}', _statuses(401, 200, 404, 404, 404)),
+    # Comments and attachments (tests/api/test_comments.py checks the upload and download of every role in full).
+    Endpoint('api.list_comments', 'get', '/cases/{case}/comments', _statuses(401, 200, 404, 200, 404)),
+    Endpoint('api.add_comment', 'post', '/cases/{case}/comments', _statuses(401, 201, 404, 201, 404),
+             body=lambda people: {'body': '已阅。'}),
+    Endpoint('api.list_attachments', 'get', '/cases/{case}/attachments', _statuses(401, 200, 404, 200, 404)),
+    # A JSON body is no upload: 400 once access is granted.
+    Endpoint('api.add_attachment', 'post', '/cases/{case}/attachments', _statuses(401, 400, 404, 400, 404),
+             body=lambda people: {}),
+    Endpoint('api.get_attachment_content', 'get', '/cases/{case}/attachments/999999/content',
+             _statuses(401, 404, 404, 404, 404)),
 ]
 
 #: what each role finds in the lists (case and task visible or not)
@@ -78,10 +105,18 @@ def test_access(spec: Endpoint, role: str, as_user: Callable[[str | None], Api],
     task_id = case['tasks'][0]['id']
     if spec.claimed_by:
         assert as_user(spec.claimed_by).post(f'/tasks/{task_id}/claim').status_code == 200
+    filter_id = None
+    if '{filter}' in spec.path:
+        filter_id = as_user('staff').post('/filters', {'name': '我的', 'view': 'mine'}).get_json()['id']
     api = as_user(None if role == 'anonymous' else role)
-    path = spec.path.format(case=case['id'], task=task_id) + spec.extra.get('suffix', '')
-    body = spec.body(people) if spec.body else None
-    response = api.get(path) if spec.method == 'get' else api.post(path, body)
+    path = spec.path.format(case=case['id'], task=task_id, filter=filter_id) + spec.extra.get('suffix', '')
+    body = spec.task_body(task_id) if spec.task_body else spec.body(people) if spec.body else None
+    if spec.method == 'get':
+        response = api.get(path)
+    elif spec.method == 'delete':
+        response = api.delete(path)
+    else:
+        response = api.post(path, body)
     assert response.status_code == spec.expected[role], response.get_data(as_text=True)[:500]
     assert response.is_json
     if response.status_code >= 400:

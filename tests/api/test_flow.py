@@ -13,7 +13,8 @@ from tests.api.conftest import REGISTER, REVIEW_OK, START, Api, start_demo_case
 from tests.fixtures.directory import Org
 
 TASK_KEYS = {'id', 'name', 'title', 'case_id', 'case_number', 'candidate_group', 'assignee', 'due_at', 'status',
-             'created_at'}
+             'created_at', 'process_key', 'org_unit', 'priority', 'risk_colour', 'owner', 'delegation_state',
+             'is_escalated', 'completed_at'}
 
 
 def test_happy_path_from_start_to_closed_case(as_user: Callable[[str | None], Api], people: dict[str, User],

@@ -67,8 +67,11 @@ def test_request_and_response_schemas(document: dict[str, Any]) -> None:
     created = _resolve(document, start['responses']['201']['content']['application/json']['schema'])
     assert {'id', 'number', 'public_code', 'tasks'} <= set(created['properties'])
     task = document['components']['schemas']['Task']
+    # The contract's fields, then what the to-do list added (extended, never renamed).
     assert set(task['properties']) == {'id', 'name', 'title', 'case_id', 'case_number', 'candidate_group',
-                                       'assignee', 'due_at', 'status', 'created_at'}
+                                       'assignee', 'due_at', 'status', 'created_at', 'process_key', 'org_unit',
+                                       'priority', 'risk_colour', 'owner', 'delegation_state', 'is_escalated',
+                                       'completed_at'}
     deploy = paths['/api/v1/definitions']['post']
     assert set(deploy['requestBody']['content']) == {'application/json', 'multipart/form-data'}
     assert {'200', '201', '400', '401', '403'} <= set(deploy['responses'])

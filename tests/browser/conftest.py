@@ -34,7 +34,7 @@ def live_server(db_url: str, db_engine: object) -> Iterator[str]:
 def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless (Playwright cannot download its own browser here)."""
     if not CHROMIUM.exists():
-        pytest.skip('Chromium is not installed: run scripts/ensure-chromium.sh')
+        pytest.fail('Chromium is not installed: run scripts/ensure-chromium.sh (make test runs it)')
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser

@@ -259,7 +259,7 @@ def test_delegation_round_trip(session: Session, start: Callable[..., HumanTask]
     note = session.scalars(sa.select(Notification).where(Notification.user_id == staff2.id)).one()
     assert note.kind == 'delegated' and note.body == '请核实住址'
     for user in (staff, staff2):  # nobody completes while the delegation is pending
-        with pytest.raises(AccessDenied):
+        with pytest.raises(Conflict, match='委托'):
             runtime.complete_task(session, task.id, REGISTER, actor=user, scope=_scope(session, user))
         session.rollback()
     with pytest.raises(AccessDenied):

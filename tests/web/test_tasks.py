@@ -19,6 +19,7 @@ from engine.models.tasks import HumanTask
 from engine.models.users import User
 from tests.fixtures.directory import Org
 from tests.web.conftest import REGISTER, page, post_form, text_of
+from workflows.shared.documents import generate_document
 
 Clients = Callable[[str], FlaskClient]
 
@@ -46,14 +47,18 @@ def test_root_redirects_to_the_todo_list(client_for: Clients, people: dict[str, 
 def test_counts_and_lists_follow_groups_and_units(client_for: Clients, demo_case: tuple[Case, HumanTask]) -> None:
     case, task = demo_case
     staff, officer, outsider = client_for('staff'), client_for('officer'), client_for('outsider')
-    assert _counts(staff) == {'mine': 0, 'group': 1, 'due_soon': 0, 'overdue': 0, 'escalated': 0}
+    assert _counts(staff) == {'mine': 0, 'group': 1, 'due_soon': 0, 'overdue': 0, 'escalated': 0, 'all': 1,
+                              'completed': 0}
     assert _counts(officer)['group'] == 0 and _counts(outsider)['group'] == 0
     rows = page(staff.get('/tasks?view=group')).xpath('//table/tbody/tr')
     assert len(rows) == 1
-    cells = [text_of(td) for td in rows[0].xpath('td')]
-    assert cells[:4] == [case.number, '谢某某', '登记案件情况', '桃花江镇司法所']
-    assert cells[5] == '—'  # no due date
-    assert '认领' in cells[7]
+    cells = rows[0].xpath('td')
+    assert text_of(cells[0].xpath('a')[0]) == case.number
+    assert cells[1].text.strip() == '谢某某'
+    assert text_of(cells[2].xpath('a[@class="task-link"]')[0]) == '登记案件情况'
+    assert text_of(cells[3]) == '桃花江镇司法所'
+    assert text_of(cells[5]) == '—'  # no due date
+    assert '认领' in text_of(cells[-1])
     assert page(outsider.get('/tasks?view=group')).xpath('//table') == []
 
 
@@ -81,7 +86,7 @@ def test_keyset_paging_carries_a_cursor(client_for: Clients, session: Session, o
     assert 'cursor=' in next_link
     second = page(staff.get(next_link))
     assert len(second.xpath('//tbody/tr')) == 1 and second.xpath('//a[@rel="next"]') == []
-    names = {text_of(doc.xpath('//tbody/tr/td')[1]) for doc in (first, second)}
+    names = {doc.xpath('//tbody/tr/td')[1].text.strip() for doc in (first, second)}
     assert names == {'谢某某', '李某某'}
 
 
@@ -127,6 +132,17 @@ def test_task_page_shows_case_summary_documentation_form_and_history(client_for:
     assert doc.xpath('//form[contains(@action, "/claim")]')  # claim button for a group task
 
 
+def test_task_page_lists_the_case_documents(client_for: Clients, session: Session,
+                                            demo_case: tuple[Case, HumanTask], people: dict[str, User]) -> None:
+    case, task = demo_case
+    assert page(client_for('staff').get(f'/tasks/{task.id}')).xpath('//section[@id="documents"]//a') == []
+    document = generate_document(session, case, None, 'shared/case_summary', '案件情况摘要', {},
+                                 actor=people['staff'])
+    session.commit()
+    links = page(client_for('staff').get(f'/tasks/{task.id}')).xpath('//section[@id="documents"]//a')
+    assert [(a.text, a.get('href')) for a in links] == [('案件情况摘要', f'/cases/{case.id}/documents/{document.id}')]
+
+
 def test_every_widget_type_renders(client_for: Clients, session: Session, org: Org, people: dict[str, User],
                                    deploy_file: Callable[[str], object]) -> None:
     deploy_file('tests/web/bpmn/widgets.bpmn')
@@ -145,7 +161,7 @@ def test_every_widget_type_renders(client_for: Clients, session: Session, org: O
     amount = doc.xpath('//input[@name="amount"]')[0]
     assert (amount.get('type'), amount.get('inputmode')) == ('text', 'decimal')
     # required marks and labels for every input
-    assert len(doc.xpath('//abbr[@class="required"]')) == 2
+    assert len(doc.xpath('//form[contains(@class, "task-form")]//abbr[@class="required"]')) == 2
     for input_id in doc.xpath('//form[contains(@class, "task-form")]//*[self::input or self::select or '
                               'self::textarea][not(@type="hidden")]/@id'):
         assert doc.xpath(f'//label[@for="{input_id}"]'), input_id
@@ -187,7 +203,7 @@ def test_valid_submission_moves_the_case_to_the_county(client_for: Clients, sess
     officer = client_for('officer')
     assert _counts(officer)['group'] == 1
     review = page(officer.get('/tasks?view=group')).xpath('//tbody/tr/td')
-    assert text_of(review[2]) == '审核登记情况'
+    assert text_of(review[2].xpath('a[@class="task-link"]')[0]) == '审核登记情况'
 
 
 def test_history_shows_who_changed_what(client_for: Clients, demo_case: tuple[Case, HumanTask]) -> None:

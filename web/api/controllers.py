@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from marshmallow import Schema, ValidationError
@@ -22,19 +22,25 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.exceptions import BadRequest
 
-from engine import runtime, tasks
+from engine import filters, runtime, tasks
 from engine.access import DESIGNER, visible_cases
+from engine.attachments import AttachmentUnreadable, attachments_query, get_attachment, read_content, store_attachment
+from engine.comments import add_comment, case_task, comments_query
 from engine.definitions import deploy, process_bundle
 from engine.directory import LoginFailed, authenticate, issue_token
 from engine.errors import AccessDenied, DeploymentRejected, EngineError, NotFound, ValidationFailed
 from engine.forms import FieldSpec, FormSpec
 from engine.models.audit import AuditEvent
 from engine.models.cases import Case
+from engine.models.comments import Attachment, Comment
 from engine.models.definitions import ProcessDefinition
+from engine.models.filters import SavedFilter
 from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
 from web.api import schemas
 from web.api.openapi import openapi_document
+from web.cases.util import CaseFilters, filter_clauses, unit_in_scope
+from web.comments.util import attachment_response, attachment_settings
 from web.core.auth import current_actor, current_scope, is_token_request
 from web.core.database import db
 from web.core.views import BaseView, status_for
@@ -139,11 +145,12 @@ def id_page(query: sa.Select[Any], column: Any, args: dict[str, Any], *, descend
 
 
 def with_cases(rows: Sequence[HumanTask]) -> Sequence[HumanTask]:
-    """Load the cases of ``rows`` in one query, so dumping ``case_number`` costs no query per task."""
-    ids = {row.case_id for row in rows}
-    cases = {case.id: case for case in db().scalars(sa.select(Case).where(Case.id.in_(ids)))} if ids else {}
-    for row in rows:
-        set_committed_value(row, 'case', cases[row.case_id])
+    """Load the cases and units of ``rows`` in two queries, so dumping a page costs no query per task."""
+    for attribute, key, model in (('case', 'case_id', Case), ('org_unit', 'org_unit_id', OrgUnit)):
+        ids = {getattr(row, key) for row in rows}
+        loaded = {item.id: item for item in db().scalars(sa.select(model).where(model.id.in_(ids)))} if ids else {}
+        for row in rows:
+            set_committed_value(row, attribute, loaded[getattr(row, key)])
     return rows
 
 
@@ -269,27 +276,28 @@ class DeployDefinition(ApiView):
 class ListCases(ApiView):
     """Cases the caller may see, newest first."""
 
-    summary = '可见的案件（按编号倒序，键集分页；可按流程、状态、编号/姓名开头或身份证号筛选）'
+    summary = ('可见的案件（按编号倒序，键集分页；可按流程、状态、机构、立案日期、编号或姓名开头、'
+               '完整身份证号筛选，条件可组合）')
     query_schema = schemas.CaseArgsSchema
     result_schema = schemas.CasePageSchema
 
     def get(self) -> ResponseReturnValue:
         args = load_args(schemas.CaseArgsSchema())
         query = visible_cases(current_scope()).options(selectinload(Case.org_unit))
-        return respond(schemas.CasePageSchema(), id_page(self._filter(query, args), Case.id, args,
-                                                         descending=True))
+        query = query.where(*filter_clauses(self._filters(args)))
+        return respond(schemas.CasePageSchema(), id_page(query, Case.id, args, descending=True))
 
-    def _filter(self, query: sa.Select[tuple[Case]], args: dict[str, Any]) -> sa.Select[tuple[Case]]:
-        if args['kind']:
-            query = query.where(Case.kind == args['kind'])
-        if args['status']:
-            query = query.where(Case.status == args['status'])
-        q = (args['q'] or '').strip()
-        if q:  # a blank search box filters nothing
-            query = query.where(sa.or_(Case.number.startswith(q, autoescape=True),
-                                       Case.person_name.startswith(q, autoescape=True),
-                                       Case.id_number == q.upper()))
-        return query
+    def _filters(self, args: dict[str, Any]) -> CaseFilters:
+        org_path = ''
+        if args['org_unit']:
+            unit = unit_in_scope(db(), current_scope(), args['org_unit'].strip())
+            if unit is None:
+                raise ValidationFailed(MSG_INVALID_BODY, {'org_unit': ['机构不存在或不在您的范围内。']})
+            org_path = unit.path
+        text = {name: (args[name] or '').strip() for name in ('kind', 'status', 'q', 'number', 'name', 'id_number')}
+        return CaseFilters(number=text['number'], name=text['name'], id_number=text['id_number'].upper(),
+                           kind=text['kind'], status=text['status'], org_path=org_path,
+                           opened_from=args['opened_from'], opened_to=args['opened_to'], text=text['q'])
 
 
 class StartCase(ApiView):
@@ -364,18 +372,43 @@ class ListCaseHistory(CaseView):
 
 # -- tasks --------------------------------------------------------------------------------------------
 
-class ListTasks(ApiView):
-    """One to-do view, ordered by due date."""
+def task_filter(args: dict[str, Any]) -> tasks.TaskFilter:
+    """The to-do filters of a query string (``q`` is the filter's ``text``)."""
+    return tasks.TaskFilter.from_dict({**args, 'text': args.get('q')})
 
-    summary = '待办列表：mine 我的、group 组内待认领、overdue 已超期、due_soon 即将到期、all 全部可见'
+
+class ListTasks(ApiView):
+    """One to-do view, narrowed by the filters (or a saved filter), sorted, keyset-paged."""
+
+    summary = ('待办列表：mine 我的、group 组内待认领、due_soon 即将到期、overdue 已逾期、escalated 升级给我、'
+               'all 全部可见、completed 最近办结')
     query_schema = schemas.TaskArgsSchema
     result_schema = schemas.TaskPageSchema
+    error_statuses = (400, 404)
 
     def get(self) -> ResponseReturnValue:
         args = load_args(schemas.TaskArgsSchema())
-        page = tasks.list_tasks(db(), current_scope(), args['view'], cursor=args['cursor'],
-                                limit=args['limit'])
+        view, wanted, sort = args['view'], task_filter(args), args['sort'] or 'due'
+        if args['filter'] is not None:
+            saved = filters.get_filter(db(), args['filter'], current_scope())
+            view, (wanted, saved_sort) = saved.view, filters.filter_of(saved)
+            sort = args['sort'] or saved_sort
+        page = tasks.list_tasks(db(), current_scope(), view, task_filter=wanted, sort=sort,
+                                cursor=args['cursor'], limit=args['limit'])
         return respond(schemas.TaskPageSchema(), {'items': with_cases(page.items), 'next': page.next_cursor})
+
+
+class CountTasks(ApiView):
+    """The number of tasks in every view, with the same filters as the list; counting stops after ``cap``."""
+
+    summary = '各待办视图的任务数（超过 cap 时返回 cap + 1，显示为“1000+”）'
+    query_schema = schemas.TaskCountArgsSchema
+    result_schema = schemas.TaskCountsSchema
+
+    def get(self) -> ResponseReturnValue:
+        wanted = task_filter(load_args(schemas.TaskCountArgsSchema()))
+        counts = {view: tasks.count_tasks(db(), current_scope(), view, task_filter=wanted) for view in tasks.VIEWS}
+        return respond(schemas.TaskCountsSchema(), {'counts': counts, 'cap': tasks.COUNT_CAP})
 
 
 class TaskView(ApiView):
@@ -485,6 +518,113 @@ class CompleteTask(TaskView):
         return respond(schemas.CompletedTaskSchema(), Extended(task, next_tasks=with_cases(next_tasks)))
 
 
+class DelegateTask(TaskView):
+    """Hand a task to a colleague for their part; it comes back when they resolve it."""
+
+    summary = '委托他人办理（受托人办结后交回委托人）'
+    body_schema = schemas.DelegateRequestSchema
+    result_schema = schemas.TaskSchema
+    error_statuses = (400, 403, 404, 409)
+
+    def post(self, task_id: int) -> ResponseReturnValue:
+        body = load_body(schemas.DelegateRequestSchema())
+        task = tasks.delegate_task(db(), self.task.id, body['delegate'], actor=current_actor(),
+                                   scope=current_scope(), note=body['note'])
+        return respond(schemas.TaskSchema(), task)
+
+
+class ResolveTask(TaskView):
+    """The delegate gives a delegated task back to its owner."""
+
+    summary = '办结委托并交回委托人'
+    body_schema = schemas.ResolveRequestSchema
+    result_schema = schemas.TaskSchema
+    error_statuses = (400, 403, 404, 409)
+
+    def post(self, task_id: int) -> ResponseReturnValue:
+        body = load_body(schemas.ResolveRequestSchema())
+        task = tasks.resolve_task(db(), self.task.id, actor=current_actor(), scope=current_scope(),
+                                  note=body['note'])
+        return respond(schemas.TaskSchema(), task)
+
+
+def bulk_response(results: Sequence[tasks.BulkResult]) -> ResponseReturnValue:
+    """Every task's outcome; the successful ones carry the task as it is now."""
+    with_cases([result.task for result in results if result.task is not None])
+    return respond(schemas.BulkResultsSchema(), {'results': results})
+
+
+class BulkClaimTasks(ApiView):
+    """Claim several tasks; each succeeds or fails on its own."""
+
+    summary = '批量认领：逐项返回结果'
+    body_schema = schemas.BulkClaimRequestSchema
+    result_schema = schemas.BulkResultsSchema
+
+    def post(self) -> ResponseReturnValue:
+        body = load_body(schemas.BulkClaimRequestSchema())
+        return bulk_response(tasks.bulk_claim(db(), body['tasks'], actor=current_actor(), scope=current_scope()))
+
+
+class BulkAssignTasks(ApiView):
+    """Assign several tasks to one person (supervisors); each succeeds or fails on its own."""
+
+    summary = '批量指派（主管）：逐项返回结果'
+    body_schema = schemas.BulkAssignRequestSchema
+    result_schema = schemas.BulkResultsSchema
+
+    def post(self) -> ResponseReturnValue:
+        body = load_body(schemas.BulkAssignRequestSchema())
+        return bulk_response(tasks.bulk_assign(db(), body['tasks'], body['assignee'], actor=current_actor(),
+                                               scope=current_scope()))
+
+
+# -- saved filters ------------------------------------------------------------------------------------
+
+def _with_count(saved: SavedFilter) -> Extended:
+    wanted, _ = filters.filter_of(saved)
+    return Extended(saved, count=tasks.count_tasks(db(), current_scope(), saved.view, task_filter=wanted))
+
+
+class ListFilters(ApiView):
+    """The caller's saved filters and those shared with their groups, each with its count."""
+
+    summary = '常用筛选（本人的与共享给本人所在组的），附当前任务数'
+    result_schema = schemas.SavedFilterListSchema
+    error_statuses = ()
+
+    def get(self) -> ResponseReturnValue:
+        saved = filters.list_filters(db(), current_scope())
+        return respond(schemas.SavedFilterListSchema(), {'items': [_with_count(item) for item in saved]})
+
+
+class SaveFilter(ApiView):
+    """Save a view, filters and sort under a name, personal or shared with one of the caller's groups."""
+
+    summary = '保存常用筛选'
+    body_schema = schemas.SavedFilterRequestSchema
+    result_schema = schemas.SavedFilterSchema
+    success_status = 201
+
+    def post(self) -> ResponseReturnValue:
+        body = load_body(schemas.SavedFilterRequestSchema())
+        saved = filters.save_filter(db(), body['name'], body['view'], body['criteria'], actor=current_actor(),
+                                    scope=current_scope(), sort=body['sort'], share_group=body['share_group'])
+        return respond(schemas.SavedFilterSchema(), _with_count(saved), 201)
+
+
+class DeleteFilter(ApiView):
+    """Delete one of the caller's own saved filters."""
+
+    summary = '删除常用筛选（仅创建人）'
+    result_schema = schemas.EmptySchema
+    error_statuses = (403, 404)
+
+    def delete(self, filter_id: int) -> ResponseReturnValue:
+        filters.delete_filter(db(), filter_id, actor=current_actor(), scope=current_scope())
+        return respond(schemas.EmptySchema(), {})
+
+
 # -- the document -------------------------------------------------------------------------------------
 
 class GetOpenApi(ApiView):
@@ -496,3 +636,106 @@ class GetOpenApi(ApiView):
 
     def get(self) -> ResponseReturnValue:
         return jsonify(openapi_document())
+
+
+# -- comments and attachments -------------------------------------------------------------------------
+
+MSG_NO_FILE = '请选择要上传的文件。'
+MSG_NOT_MULTIPART = '请以 multipart/form-data 上传，文件放在 file 字段中。'
+
+
+class ListComments(CaseView):
+    """The comments of one case, oldest first."""
+
+    summary = '案件的意见（按时间先后，键集分页）'
+    query_schema = schemas.PageArgsSchema
+    result_schema = schemas.CommentPageSchema
+    error_statuses = (400, 404)
+
+    def get(self, case_id: int) -> ResponseReturnValue:
+        args = load_args(schemas.PageArgsSchema())
+        return respond(schemas.CommentPageSchema(),
+                       id_page(comments_query(self.case), Comment.id, args, descending=False))
+
+
+class AddComment(CaseView):
+    """Write a comment on a case, optionally about one of its tasks."""
+
+    summary = '在案件上发表意见（可注明所涉及的任务）'
+    body_schema = schemas.CommentRequestSchema
+    result_schema = schemas.CommentSchema
+    success_status = 201
+    error_statuses = (400, 404)
+
+    def post(self, case_id: int) -> ResponseReturnValue:
+        body = load_body(schemas.CommentRequestSchema())
+        task = case_task(db(), self.case, body['task_id'])
+        comment = add_comment(db(), self.case, body['body'], actor=current_actor(), scope=current_scope(),
+                              task=task)
+        return respond(schemas.CommentSchema(), comment, 201)
+
+
+class ListAttachments(CaseView):
+    """The attachments of one case, oldest first, without their contents."""
+
+    summary = '案件的附件（不含内容；按上传先后，键集分页）'
+    query_schema = schemas.PageArgsSchema
+    result_schema = schemas.AttachmentPageSchema
+    error_statuses = (400, 404)
+
+    def get(self, case_id: int) -> ResponseReturnValue:
+        args = load_args(schemas.PageArgsSchema())
+        return respond(schemas.AttachmentPageSchema(),
+                       id_page(attachments_query(self.case), Attachment.id, args, descending=False))
+
+
+class AddAttachment(CaseView):
+    """Upload a file to a case (multipart field ``file``); what it is is judged from its bytes."""
+
+    summary = '上传附件（multipart 的 file 字段，可带 task_id）：只接受 PDF、JPEG、PNG、.docx、.xlsx'
+    upload_schema = schemas.AttachmentUploadSchema
+    result_schema = schemas.AttachmentSchema
+    success_status = 201
+    error_statuses = (400, 404)
+
+    def post(self, case_id: int) -> ResponseReturnValue:
+        if request.mimetype != 'multipart/form-data':
+            raise ValidationFailed(MSG_INVALID_BODY, {'file': [MSG_NOT_MULTIPART]})
+        # A browser may send its CSRF token as a form field rather than a header; csrf.protect() read it.
+        values = {k: v for k, v in request.form.items() if v.strip() and k != 'csrf_token'}
+        form = load_with(schemas.AttachmentFormSchema(), values)
+        task = case_task(db(), self.case, form['task_id'])
+        upload = request.files.get('file')
+        if upload is None:
+            raise ValidationFailed(MSG_INVALID_BODY, {'file': [MSG_NO_FILE]})
+        attachment = store_attachment(db(), self.case, upload.filename, upload.read(), actor=current_actor(),
+                                      scope=current_scope(), task=task, settings=attachment_settings())
+        return respond(schemas.AttachmentSchema(), attachment, 201)
+
+
+class GetAttachmentContent(CaseView):
+    """The attachment's bytes as uploaded, with its checked content type, as a download.
+
+    The bytes are checked against the SHA-256 recorded at upload; a file changed or lost since is refused
+    with a JSON error (500, ``attachment_unreadable``) rather than served.
+    """
+
+    summary = '下载附件内容（按上传时识别的类型返回文件本身，而非 JSON）'
+    error_statuses = (404,)
+    attachment: Attachment
+
+    def load(self, **kwargs: Any) -> None:
+        super().load(**kwargs)
+        self.attachment = get_attachment(db(), kwargs['attachment_id'], current_scope())
+        if self.attachment.case_id != self.case.id:
+            raise NotFound('附件不存在')
+
+    def get(self, case_id: int, attachment_id: int) -> ResponseReturnValue:
+        return attachment_response(self.attachment, read_content(self.attachment, attachment_settings()))
+
+    def handle_error(self, exc: EngineError) -> ResponseReturnValue:
+        if not isinstance(exc, AttachmentUnreadable):
+            return super().handle_error(exc)
+        current_app.logger.error('attachment %s of case %s cannot be served: %s', self.attachment.id,
+                                 self.case.id, exc.message)
+        return error_response(exc.code, exc.message, 500)

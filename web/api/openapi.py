@@ -30,7 +30,8 @@ _DESCRIPTIONS = {
     403: '无权执行此操作', 404: '记录不存在或不在您的机构范围内', 409: '记录已被他人更新或任务已办理',
     422: '流程执行出错，已回滚并记录',
 }
-_TAGS = {'auth': '认证', 'definitions': '流程定义', 'cases': '案件', 'tasks': '任务', 'openapi.json': '文档'}
+_TAGS = {'auth': '认证', 'definitions': '流程定义', 'cases': '案件', 'tasks': '任务', 'filters': '常用筛选',
+         'openapi.json': '文档'}
 
 
 def openapi_document() -> dict[str, Any]:

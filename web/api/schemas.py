@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from engine.models.cases import CASE_STATUSES
-from engine.tasks import VIEWS
+from engine.tasks import BULK_MAX, NOTE_MAX, RISK_COLOURS, SORTS, VIEWS
 from workflows.shared.id_numbers import mask_id_number
 
 #: the largest page any list endpoint serves
@@ -76,6 +76,9 @@ class MaskedIdNumber(fields.String):
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         return mask_id_number(value) if value else None
+
+
+_DATE_MESSAGES = {**_COMMON_MESSAGES, 'invalid': '请按“年-月-日”填写日期（YYYY-MM-DD）。'}
 
 
 def _length(low: int, high: int) -> validate.Length:
@@ -155,18 +158,103 @@ class PageArgsSchema(QuerySchema):
 
 
 class CaseArgsSchema(PageArgsSchema):
-    """Filters of ``GET /cases``."""
+    """Filters of ``GET /cases``; every one narrows, and they combine."""
 
     kind = Text(load_default=None, metadata={'description': '流程编码'})
     status = Text(load_default=None, validate=validate.OneOf(CASE_STATUSES, error='可选值：{choices}。'))
     q = Text(load_default=None, validate=_length(0, 64),
              metadata={'description': '案件编号或姓名的开头，或完整的身份证号'})
+    number = Text(load_default=None, validate=_length(0, 32), metadata={'description': '案件编号，完整或开头部分'})
+    name = Text(load_default=None, validate=_length(0, 64), metadata={'description': '当事人姓名的开头'})
+    id_number = Text(load_default=None, validate=_length(0, 18),
+                     metadata={'description': '完整的公民身份号码（只做精确匹配）'})
+    org_unit = Text(load_default=None, validate=_length(0, 32),
+                    metadata={'description': '机构代码（须在本人范围内）：该机构及其下级机构的案件'})
+    opened_from = fields.Date(load_default=None, error_messages=_DATE_MESSAGES,
+                              metadata={'description': '立案日期不早于（含），YYYY-MM-DD，北京时间'})
+    opened_to = fields.Date(load_default=None, error_messages=_DATE_MESSAGES,
+                            metadata={'description': '立案日期不晚于（含），YYYY-MM-DD，北京时间'})
+
+    @pre_load
+    def _blank_dates(self, data: Any, **kwargs: Any) -> Any:
+        """An empty date (``opened_from=``) filters nothing, like every other empty filter."""
+        if not hasattr(data, 'items'):
+            return data
+        return {key: value for key, value in data.items()
+                if not (key in ('opened_from', 'opened_to') and isinstance(value, str) and not value.strip())}
+
+    @validates_schema
+    def _check_range(self, data: dict[str, Any], **kwargs: Any) -> None:
+        start, end = data.get('opened_from'), data.get('opened_to')
+        if start and end and end < start:
+            raise ValidationError('结束日期不能早于开始日期。', 'opened_to')
 
 
-class TaskArgsSchema(PageArgsSchema):
-    """``GET /tasks``."""
+class TaskFilterArgsSchema(QuerySchema):
+    """The to-do filters (``engine.tasks.TaskFilter``); dates are local calendar days, both ends included."""
+
+    process = Text(load_default=None, metadata={'description': '流程编码'})
+    stage = Text(load_default=None, metadata={'description': '环节：BPMN 用户任务的 id'})
+    org_unit = Text(load_default=None, metadata={'description': '机构代码（须在本人辖区内），含下级机构'})
+    risk_colour = Text(load_default=None, validate=validate.OneOf(RISK_COLOURS, error='可选值：{choices}。'))
+    due_from = Text(load_default=None, metadata={'format': 'date', 'description': '期限不早于（含）'})
+    due_to = Text(load_default=None, metadata={'format': 'date', 'description': '期限不晚于（含）'})
+    created_from = Text(load_default=None, metadata={'format': 'date', 'description': '到达不早于（含）'})
+    created_to = Text(load_default=None, metadata={'format': 'date', 'description': '到达不晚于（含）'})
+    q = Text(load_default=None, validate=_length(0, 64),
+             metadata={'description': '案件编号或姓名的开头，或完整的身份证号'})
+
+
+class TaskArgsSchema(PageArgsSchema, TaskFilterArgsSchema):
+    """``GET /tasks``: a view, the filters, a sort order (or a saved filter's), keyset paging."""
 
     view = Text(load_default='mine', validate=validate.OneOf(VIEWS, error='可选值：{choices}。'))
+    sort = Text(load_default=None, validate=validate.OneOf(tuple(SORTS), error='可选值：{choices}。'),
+                metadata={'description': 'due 按期限（默认）、priority 按紧急程度、created 按到达时间（新的在前）'})
+    filter = Count(load_default=None, metadata={'description': '常用筛选的编号：采用其视图、条件和排序'})
+
+
+class TaskCountArgsSchema(TaskFilterArgsSchema):
+    """``GET /tasks/counts``."""
+
+
+class DelegateRequestSchema(InputSchema):
+    """``POST /tasks/<id>/delegate``."""
+
+    delegate = RecordId(required=True, metadata={'description': '受托人（本辖区内的工作人员）的用户编号'})
+    note = Text(load_default=None, allow_none=True, validate=_length(0, NOTE_MAX))
+
+
+class ResolveRequestSchema(InputSchema):
+    """``POST /tasks/<id>/resolve``."""
+
+    note = Text(load_default=None, allow_none=True, validate=_length(0, NOTE_MAX))
+
+
+class BulkClaimRequestSchema(InputSchema):
+    """``POST /tasks/bulk/claim``."""
+
+    tasks = fields.List(RecordId(), required=True, validate=validate.Length(
+        min=1, max=BULK_MAX, error=f'请选择 1 到 {BULK_MAX} 项任务。'))
+
+
+class BulkAssignRequestSchema(BulkClaimRequestSchema):
+    """``POST /tasks/bulk/assign``."""
+
+    assignee = RecordId(required=True, metadata={'description': '被指派用户的编号'})
+
+
+class SavedFilterRequestSchema(InputSchema):
+    """``POST /filters``."""
+
+    name = Text(required=True, validate=_length(1, 60))
+    view = Text(required=True, validate=validate.OneOf(VIEWS, error='可选值：{choices}。'))
+    criteria = JsonObject(load_default=dict, metadata={
+        'description': '筛选条件：process、stage、org_unit、risk_colour、due_from、due_to、created_from、'
+                       'created_to、text'})
+    sort = Text(load_default='due', validate=validate.OneOf(tuple(SORTS), error='可选值：{choices}。'))
+    share_group = Text(load_default=None, allow_none=True,
+                       metadata={'description': '共享给本人所在的组（在本人机构及下级机构中）；不填为个人筛选'})
 
 
 # -- output -------------------------------------------------------------------------------------------
@@ -257,9 +345,19 @@ class TaskSchema(Schema):
     status = fields.String(metadata={'enum': ['open', 'completed', 'cancelled']})
     created_at = fields.DateTime(attribute='created_dt')
 
+    process_key = fields.String(metadata={'description': '流程编码'})
+    org_unit = fields.String(attribute='org_unit.code', metadata={'description': '办理机构代码'})
+    priority = fields.Integer(metadata={'description': '紧急程度：camunda:priority 加案件颜色权重，越大越紧急'})
+    risk_colour = fields.String(allow_none=True, metadata={'enum': list(RISK_COLOURS)})
+    owner = fields.Integer(attribute='owner_id', allow_none=True, metadata={'description': '委托人'})
+    delegation_state = fields.String(allow_none=True, metadata={'enum': ['pending', 'resolved']})
+    is_escalated = fields.Boolean()
+    completed_at = fields.DateTime(attribute='completed_dt', allow_none=True)
+
     class Meta:
         fields = ('id', 'name', 'title', 'case_id', 'case_number', 'candidate_group', 'assignee', 'due_at',
-                  'status', 'created_at')
+                  'status', 'created_at', 'process_key', 'org_unit', 'priority', 'risk_colour', 'owner',
+                  'delegation_state', 'is_escalated', 'completed_at')
 
 
 class CompletedTaskSchema(TaskSchema):
@@ -408,6 +506,68 @@ class EventSchema(Schema):
         fields = ('id', 'at', 'actor', 'actor_id', 'kind', 'before', 'after', 'note')
 
 
+class BulkResultSchema(Schema):
+    """One task's outcome in a bulk action."""
+
+    task_id = fields.Integer()
+    ok = fields.Boolean()
+    message = fields.String(metadata={'description': '未成功时的原因'})
+    task = fields.Nested(TaskSchema, allow_none=True)
+
+    class Meta:
+        fields = ('task_id', 'ok', 'message', 'task')
+
+
+class BulkResultsSchema(Schema):
+    """Every task's outcome, in the order sent."""
+
+    results = fields.List(fields.Nested(BulkResultSchema))
+
+    class Meta:
+        fields = ('results',)
+
+
+class TaskCountsSchema(Schema):
+    """How many tasks each view holds; a count of ``cap`` + 1 means "more than cap"."""
+
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    cap = fields.Integer()
+
+    class Meta:
+        fields = ('counts', 'cap')
+
+
+class SavedFilterSchema(Schema):
+    """A saved to-do filter with its live (capped) count."""
+
+    id = fields.Integer()
+    name = fields.String()
+    view = fields.String()
+    criteria = fields.Dict(metadata={'description': '筛选条件与 sort'})
+    owner = fields.Integer(attribute='owner_id')
+    shared_group = fields.String(allow_none=True)
+    count = fields.Integer()
+
+    class Meta:
+        fields = ('id', 'name', 'view', 'criteria', 'owner', 'shared_group', 'count')
+
+
+class SavedFilterListSchema(Schema):
+    """The caller's saved filters and those shared with them."""
+
+    items = fields.List(fields.Nested(SavedFilterSchema))
+
+    class Meta:
+        fields = ('items',)
+
+
+class EmptySchema(Schema):
+    """An empty object: the action was done and there is nothing to return."""
+
+    class Meta:
+        fields = ()
+
+
 def _page_schema(item: type[Schema], name: str) -> type[Schema]:
     """A ``{"items": [...], "next": cursor}`` schema around ``item``."""
     attrs: dict[str, Any] = {
@@ -436,3 +596,63 @@ def flat_messages(messages: Any, prefix: str = '') -> dict[str, list[str]]:
         flat.update(flat_messages(value, f'{prefix}.{key}' if prefix else str(key)))
     return flat
 
+
+
+# -- comments and attachments ---------------------------------------------------------------------------
+
+class CommentRequestSchema(InputSchema):
+    """``POST /cases/<id>/comments``: the text is trimmed and checked by the engine (1 to 2000 characters)."""
+
+    body = Text(required=True, metadata={'description': '意见内容，最多 2000 字'})
+    task_id = RecordId(load_default=None, allow_none=True, metadata={'description': '所涉及的任务（须属于本案件）'})
+
+
+class AttachmentFormSchema(InputSchema):
+    """The form fields of ``POST /cases/<id>/attachments`` besides the file (read from ``request.form``)."""
+
+    task_id = Count(load_default=None, validate=validate.Range(min=1, max=2**31 - 1, error='应为正整数编号。'),
+                    metadata={'description': '所涉及的任务（须属于本案件）'})
+
+
+class AttachmentUploadSchema(AttachmentFormSchema):
+    """``POST /cases/<id>/attachments`` as multipart/form-data (documentation: the file is read directly)."""
+
+    file = fields.Raw(required=True, metadata={
+        'type': 'string', 'format': 'binary',
+        'description': 'PDF、JPEG、PNG、Word（.docx）或 Excel（.xlsx），按文件内容识别；默认不超过 10 MB'})
+
+
+class CommentSchema(Schema):
+    """A comment on a case."""
+
+    id = fields.Integer()
+    case_id = fields.Integer()
+    task_id = fields.Integer(allow_none=True, metadata={'description': '所涉及的任务'})
+    author = fields.Nested(UserRefSchema)
+    body = fields.String()
+    created_at = fields.DateTime(attribute='created_dt')
+
+    class Meta:
+        fields = ('id', 'case_id', 'task_id', 'author', 'body', 'created_at')
+
+
+class AttachmentSchema(Schema):
+    """An attachment's description; its bytes come from ``GET .../attachments/<id>/content``."""
+
+    id = fields.Integer()
+    case_id = fields.Integer()
+    task_id = fields.Integer(allow_none=True, metadata={'description': '所涉及的任务'})
+    filename = fields.String()
+    content_type = fields.String(metadata={'description': '按文件内容识别的类型'})
+    size = fields.Integer(metadata={'description': '字节数'})
+    sha256 = fields.String(metadata={'description': '内容的 SHA-256（十六进制），下载时校验'})
+    uploaded_by = fields.Nested(UserRefSchema)
+    created_at = fields.DateTime(attribute='created_dt')
+
+    class Meta:
+        fields = ('id', 'case_id', 'task_id', 'filename', 'content_type', 'size', 'sha256', 'uploaded_by',
+                  'created_at')
+
+
+CommentPageSchema = _page_schema(CommentSchema, 'CommentPageSchema')
+AttachmentPageSchema = _page_schema(AttachmentSchema, 'AttachmentPageSchema')

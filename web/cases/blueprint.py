@@ -8,10 +8,13 @@ from web.cases.controllers import (
     CaseListView,
     NewCaseView,
     SearchCasesView,
+    ShowCaseQrView,
     ShowCaseView,
     ShowDocumentView,
+    ShowRequestFormView,
     ShowStartFormView,
     StartCaseView,
+    StartRequestView,
 )
 
 bp = Blueprint('cases', __name__, template_folder='templates')
@@ -24,5 +27,11 @@ bp.add_url_rule('/cases/new/<key>', 'show_start_form', view_func=ShowStartFormVi
 bp.add_url_rule('/cases/new/<key>', 'start_case', view_func=StartCaseView.as_view('start_case'),
                 methods=['POST'])
 bp.add_url_rule('/cases/<int:case_id>', 'show_case', view_func=ShowCaseView.as_view('show_case'))
+bp.add_url_rule('/cases/<int:case_id>/qr.svg', 'show_case_qr', view_func=ShowCaseQrView.as_view('show_case_qr'),
+                methods=['GET'])
+bp.add_url_rule('/cases/<int:case_id>/requests/<key>', 'show_request_form',
+                view_func=ShowRequestFormView.as_view('show_request_form'), methods=['GET'])
+bp.add_url_rule('/cases/<int:case_id>/requests/<key>', 'start_request',
+                view_func=StartRequestView.as_view('start_request'), methods=['POST'])
 bp.add_url_rule('/cases/<int:case_id>/documents/<int:document_id>', 'show_document',
                 view_func=ShowDocumentView.as_view('show_document'), methods=['GET'])

@@ -1,29 +1,49 @@
-"""Starting a case, the case list with its search, and the case page."""
+"""Starting a case, the case list with its search, the case page with its 一案一码, and requests on a case."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from collections.abc import Mapping
+from typing import Any
+
+from flask import flash, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
+from marshmallow import ValidationError
 
 from engine import runtime
 from engine.definitions import latest_definition, process_bundle
 from engine.errors import AccessDenied, EngineError, NotFound, ValidationFailed
 from engine.i18n import N_
 from engine.models.definitions import ProcessDefinition
+from engine.models.org_units import OrgUnit
 from engine.specs import ProcessBundle
+from web.cases.schemas import SEARCH_FIELDS, CaseSearchSchema
 from web.cases.util import (
+    CASE_REQUEST_FIELD,
     CASE_STATUS_LABELS,
     INSTANCE_STATUS_LABELS,
+    MSG_CASE_ONLY,
+    RISK_LABELS,
+    CaseFilters,
+    case_actions,
     case_documents,
     case_fields,
-    case_timeline,
+    case_instances,
+    case_timeline_page,
+    check_request,
+    count_cases,
     data_rows,
+    first_steps,
     get_case,
     get_document,
+    lifecycle_name,
     list_cases,
-    open_tasks,
     parse_cursor,
+    public_url,
+    qr_svg,
+    request_form,
+    scope_units,
+    shows_full_id_number,
     start_form,
     startable,
     starts_a_case,
@@ -32,7 +52,12 @@ from web.core.auth import current_actor, current_scope
 from web.core.database import db
 from web.core.forms import form_level_errors, initial_values, submitted_data, submitted_values, widgets
 from web.core.pages import PageView, translate
-from web.tasks.util import group_names, next_step_message, prefetch
+from web.tasks.util import group_names
+from workflows.shared.id_numbers import mask_id_number
+
+MSG_SEARCH_INVALID = N_('请检查标出的搜索条件。')
+#: start-data keys the case page shows in its summary instead (the ID number under the masking rule)
+SUMMARY_KEYS = frozenset({'id_number'})
 
 
 class StartingView(PageView):
@@ -57,7 +82,7 @@ class StartFormView(StartingView):
         self.definition = latest_definition(db(), key)
         self.bundle = process_bundle(db(), self.definition)
         if not starts_a_case(self.bundle):
-            raise NotFound(N_('该流程只能从案件页面发起。'))
+            raise NotFound(MSG_CASE_ONLY)
 
 
 def _start_page(definition: ProcessDefinition, bundle: ProcessBundle, values: dict[str, str],
@@ -76,7 +101,7 @@ class ShowStartFormView(StartFormView):
 
 
 class StartCaseView(StartFormView):
-    """Open the case at the user's own unit and show it."""
+    """Open the case at the user's own unit and show it, with its number and first tasks on top."""
 
     def post(self, key: str) -> ResponseReturnValue:
         session, me = db(), current_actor()
@@ -84,7 +109,7 @@ class StartCaseView(StartFormView):
         case, tasks = runtime.start_case(session, self.definition.key, data, actor=me, org_unit=me.org_unit,
                                          scope=current_scope())
         flash(gettext('已立案，案件编号 %(number)s。%(next)s', number=case.number,
-                      next=next_step_message(session, case, tasks)), 'success')
+                      next=first_steps(session, case, tasks)), 'success')
         return redirect(url_for('cases.show_case', case_id=case.id))
 
     def handle_error(self, exc: EngineError) -> ResponseReturnValue:
@@ -94,59 +119,189 @@ class StartCaseView(StartFormView):
         return _start_page(self.definition, self.bundle, values, exc.fields, exc.message), 400
 
 
-def _case_list(text: str, before: int | None) -> str:
-    page = list_cases(db(), current_scope(), text=text, before=before)
-    return render_template('cases/list.html', page=page, text=text, statuses=CASE_STATUS_LABELS)
+# -- the case list and its search -----------------------------------------------------------------------
+
+def _unit_options(units: list[OrgUnit]) -> list[tuple[str, str]]:
+    """(code, name) of each unit, the name indented by the unit's depth below the caller's top unit."""
+    top = min((unit.path.count('/') for unit in units), default=0)
+    return [(unit.code, '\u3000' * (unit.path.count('/') - top) + unit.name) for unit in units]
 
 
-class CaseListView(PageView):
-    """案件: the cases the user may see, newest first."""
+def _field_messages(messages: Any) -> dict[str, list[str]]:
+    """marshmallow's messages of a flat schema as ``{field: [message, ...]}``."""
+    if not isinstance(messages, dict):
+        return {'_schema': [str(messages)]}
+    return {str(key): [str(m) for m in value] if isinstance(value, list) else [str(value)]
+            for key, value in messages.items()}
 
-    def get(self) -> ResponseReturnValue:
-        return _case_list('', parse_cursor(request.args.get('before')))
 
+class CaseSearchView(PageView):
+    """Base of the case list: the search form's choices, reading a search, showing one page of results.
 
-class SearchCasesView(PageView):
-    """The search box posts, so names and ID numbers never appear in a URL, a log or the history."""
+    A search is a GET query string, so it can be bookmarked and the back button works. The form posts
+    (with its CSRF token) and is redirected to that query string, except when it holds an ID number:
+    that one is answered directly, so that an ID number never appears in a URL, a server log or the
+    browser history.
+    """
 
-    def post(self) -> ResponseReturnValue:
-        return _case_list(request.form.get('q', ''), parse_cursor(request.form.get('before')))
+    def load(self, **kwargs: Any) -> None:
+        session = db()
+        self.kinds = [(definition.key, definition.name) for definition, _ in startable(session)]
+        self.units = scope_units(session, current_scope())
+
+    def parse(self, source: Mapping[str, str]) -> tuple[CaseFilters, int | None]:
+        """Validate a search; ValidationFailed lists every field's problem."""
+        schema = CaseSearchSchema(kinds={key for key, _ in self.kinds}, units={unit.code for unit in self.units})
+        try:
+            args = schema.load(source)
+        except ValidationError as error:
+            raise ValidationFailed(MSG_SEARCH_INVALID, _field_messages(error.messages)) from None
+        paths = {unit.code: unit.path for unit in self.units}
+        filters = CaseFilters(number=args['number'], name=args['name'], id_number=args['id_number'].upper(),
+                              kind=args['kind'], status=args['status'], org_path=paths.get(args['org_unit'], ''),
+                              opened_from=args['opened_from'], opened_to=args['opened_to'], text=args['q'])
+        return filters, parse_cursor(args['before'])
+
+    def results(self, source: Mapping[str, str]) -> str:
+        """The list page for a valid search in ``source``."""
+        filters, before = self.parse(source)
+        session, scope = db(), current_scope()
+        page = list_cases(session, scope, filters, before=before)
+        return self.render(source, page=page, filters=filters, before=before,
+                           count=count_cases(session, scope, filters), kind_names=dict(self.kinds))
+
+    def render(self, source: Mapping[str, str], *, errors: Mapping[str, list[str]] | None = None,
+               message: str | None = None, **context: Any) -> str:
+        values = {name: source.get(name, '').strip() for name in (*SEARCH_FIELDS, 'q')}
+        query = {name: value for name, value in values.items() if value}
+        shown = {name: [translate(m) for m in messages] for name, messages in (errors or {}).items()}
+        return render_template(
+            'cases/list.html', values=values, query=query, kinds=self.kinds, unit_options=_unit_options(self.units),
+            status_options=[(status, gettext(label)) for status, label in CASE_STATUS_LABELS.items()],
+            statuses=CASE_STATUS_LABELS, risks=RISK_LABELS, message=message, errors=shown,
+            form_errors=[m for name, messages in shown.items() if name not in SEARCH_FIELDS for m in messages],
+            searched=bool(query), **context)
 
     def handle_error(self, exc: EngineError) -> ResponseReturnValue:
         if not isinstance(exc, ValidationFailed):
             return super().handle_error(exc)
-        flash(translate(exc.fields.get('q', [exc.message])[0]), 'error')
-        return redirect(url_for('cases.list_cases'))
+        source = request.form if request.method == 'POST' else request.args
+        return self.render(source, errors=exc.fields, message=translate(exc.message)), 400
 
+
+class CaseListView(CaseSearchView):
+    """案件: the cases the user may see, newest first, narrowed by the search in the query string."""
+
+    def get(self) -> ResponseReturnValue:
+        return self.results(request.args)
+
+
+class SearchCasesView(CaseSearchView):
+    """The search form posts here: redirected to the bookmarkable query string, or answered directly when it
+    holds an ID number."""
+
+    def post(self) -> ResponseReturnValue:
+        filters, _ = self.parse(request.form)
+        if filters.is_private:
+            return self.results(request.form)
+        query: dict[str, Any] = {name: request.form[name].strip() for name in (*SEARCH_FIELDS, 'before')
+                                 if request.form.get(name, '').strip()}
+        return redirect(url_for('cases.list_cases', **query), 303)
+
+
+# -- the case page ----------------------------------------------------------------------------------------
 
 class CaseView(PageView):
     """Base of the views about one case: a case outside the caller's subtrees is a 404."""
 
-    def load(self, case_id: int, **kwargs: int) -> None:
+    def load(self, case_id: int, **kwargs: Any) -> None:
         self.case = get_case(db(), case_id, current_scope())
 
 
 class ShowCaseView(CaseView):
-    """The case page: data, status, instances, open tasks, documents and the whole history."""
+    """The case page: summary, 一案一码, requests to start, instances with their open tasks, documents, history."""
 
     def get(self, case_id: int) -> ResponseReturnValue:
         session, scope, case = db(), current_scope(), self.case
-        tasks = open_tasks(session, case)
-        prefetch(session, tasks)
+        after = parse_cursor(request.args.get('history_after'))
+        instances = case_instances(session, case)
+        tasks = [task for row in instances for task in row.tasks]
+        data = {key: value for key, value in case.start_data.items() if key not in SUMMARY_KEYS}
+        id_number = case.id_number if shows_full_id_number(scope, case) else mask_id_number(case.id_number)
         return render_template(
-            'cases/case.html', case=case, data=data_rows(case.start_data, case_fields(session, case)),
-            tasks=tasks, visible={t.id for t in tasks if scope.can_view_task(t)},
-            documents=case_documents(session, case),
+            'cases/case.html', case=case, data=data_rows(data, case_fields(session, case)), id_number=id_number,
+            kind_name=lifecycle_name(case, instances), instances=instances,
+            visible={t.id for t in tasks if scope.can_view_task(t)},
             groups=group_names(session, (t.candidate_group for t in tasks)), statuses=CASE_STATUS_LABELS,
-            instance_statuses=INSTANCE_STATUS_LABELS, history=case_timeline(session, case))
+            instance_statuses=INSTANCE_STATUS_LABELS, risks=RISK_LABELS, documents=case_documents(session, case),
+            history=case_timeline_page(session, case, after=after), history_after=after,
+            actions=case_actions(session, scope, case), public_url=public_url(case))
+
+
+class ShowCaseQrView(CaseView):
+    """The 一案一码 as an SVG image: a QR code of the case's public progress page, for printing."""
+
+    def get(self, case_id: int) -> ResponseReturnValue:
+        response = make_response(qr_svg(public_url(self.case)))
+        response.mimetype = 'image/svg+xml'
+        # The public code never changes; the image is the caller's to keep, not a shared cache's.
+        response.headers['Cache-Control'] = 'private, max-age=86400'
+        return response
 
 
 class ShowDocumentView(CaseView):
     """One document of the case as issued, on an A4 sheet, with a print stylesheet and a 打印 button."""
 
-    def load(self, case_id: int, document_id: int, **kwargs: int) -> None:
+    def load(self, case_id: int, document_id: int, **kwargs: Any) -> None:
         super().load(case_id)
         self.document = get_document(db(), self.case, document_id)
 
     def get(self, case_id: int, document_id: int) -> ResponseReturnValue:
         return render_template('cases/document.html', case=self.case, document=self.document)
+
+
+# -- requests on a case -----------------------------------------------------------------------------------
+
+class RequestView(CaseView):
+    """Base of the request views: the newest version of request process ``key``, startable on this case now."""
+
+    def load(self, case_id: int, key: str = '', **kwargs: Any) -> None:
+        super().load(case_id)
+        self.definition = latest_definition(db(), key)
+        self.bundle = process_bundle(db(), self.definition)
+
+    def check_access(self) -> None:
+        check_request(current_scope(), self.case, self.definition, self.bundle)
+
+    def page(self, values: dict[str, str], errors: dict[str, list[str]] | None = None,
+             message: str | None = None) -> str:
+        form, errors = request_form(self.bundle), errors or {}
+        return render_template('cases/request.html', case=self.case, definition=self.definition,
+                               bundle=self.bundle, fields=widgets(form, values, errors),
+                               form_errors=form_level_errors(form, errors),
+                               message=translate(message) if message else None)
+
+
+class ShowRequestFormView(RequestView):
+    """A request's start form, bound to the case."""
+
+    def get(self, case_id: int, key: str) -> ResponseReturnValue:
+        return self.page(initial_values(request_form(self.bundle), {}))
+
+
+class StartRequestView(RequestView):
+    """Start the request on the case and go back to the case, its new tasks named on top."""
+
+    def post(self, case_id: int, key: str) -> ResponseReturnValue:
+        session = db()
+        data = {**submitted_data(request_form(self.bundle), request.form), CASE_REQUEST_FIELD: str(self.case.id)}
+        case, tasks = runtime.start_case(session, self.definition.key, data, actor=current_actor(),
+                                         org_unit=self.case.org_unit, scope=current_scope())
+        flash(gettext('已发起“%(process)s”。%(next)s', process=self.definition.name,
+                      next=first_steps(session, case, tasks)), 'success')
+        return redirect(url_for('cases.show_case', case_id=case.id, _anchor='instances'))
+
+    def handle_error(self, exc: EngineError) -> ResponseReturnValue:
+        if not isinstance(exc, ValidationFailed):
+            return super().handle_error(exc)
+        return self.page(submitted_values(request_form(self.bundle), request.form), exc.fields, exc.message), 400

@@ -2,35 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
+import segno
 import sqlalchemy as sa
+from flask import current_app, request
 from flask_babel import gettext
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
-from engine.access import Scope, visible_cases
+from engine.access import Scope, visible_cases, visible_cases_clause
 from engine.audit import SYSTEM_ACTOR
+from engine.clock import LOCAL_ZONE
+from engine.db import starts_with
 from engine.deadlines import DeadlineSyntaxError, parse_reminders
 from engine.definitions import process_bundle
-from engine.errors import NotFound, ValidationFailed
+from engine.errors import AccessDenied, Conflict, NotFound, ValidationFailed
 from engine.forms import FieldSpec, FormSpec
 from engine.i18n import N_
 from engine.models.audit import AuditEvent
 from engine.models.cases import Case, Document
 from engine.models.definitions import ProcessDefinition
+from engine.models.instances import ProcessInstance
 from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
 from engine.models.users import User
+from engine.profiles import profile_for
 from engine.specs import ProcessBundle
 from web.core.pages import translate
-from web.core.templating import list_separator, local_date, local_datetime
-from web.tasks.util import group_names
+from web.core.templating import due_text, list_separator, local_date, local_datetime
+from web.tasks.util import group_names, prefetch
 from workflows.shared.id_numbers import mask_id_number
 
 PAGE_SIZE = 50
+#: a search counts its matches up to this many and shows "1000+" beyond
+COUNT_CAP = 1000
+#: timeline entries per page of the case page's history
+TIMELINE_PAGE = 100
 #: start fields whose process is a request on an existing case, started from that case's page
 CASE_REQUEST_FIELD = 'case_id'
 #: values shown masked wherever they appear
@@ -44,16 +57,28 @@ EVENT_LABELS = {
     'task.completed': N_('办理任务'), 'task.cancelled': N_('任务取消'),
     'task.due_changed': N_('期限变更'), 'task.escalated': N_('超期升级'), 'reminder.sent': N_('发送提醒'),
     'reminder.snoozed': N_('推迟提醒'), 'reminder.cancelled': N_('取消提醒'), 'document.generated': N_('生成文书'),
+    'task.delegated': N_('委托办理'), 'task.resolved': N_('委托办结交回'), 'comment.added': N_('添加意见'),
+    'attachment.added': N_('上传附件'),
 }
 CASE_STATUS_LABELS = {'open': N_('办理中'), 'closed': N_('已办结'), 'cancelled': N_('已撤销')}
+RISK_LABELS = {'red': N_('红色'), 'yellow': N_('黄色'), 'green': N_('绿色')}
 INSTANCE_STATUS_LABELS = {'running': N_('办理中'), 'waiting': N_('等待中'), 'completed': N_('已完成'),
                           'error': N_('出错'), 'suspended': N_('已挂起')}
+#: why a request cannot be started on a case (the same rule the engine applies: ``engine.runtime``)
+MSG_REQUEST_KIND = N_('该案件不能发起此类申请。')
+MSG_REQUEST_SCOPE = N_('只有案件所在机构的人员可以在案件上发起申请。')
+MSG_REQUEST_CLOSED = N_('案件已不在办理中，不能再发起申请。')
+MSG_CASE_ONLY = N_('该流程只能从案件页面发起。')
 #: audit keys that are not form fields but say something a reader needs
 KEY_LABELS = {'assignee_id': N_('认领人'), 'status': N_('状态'), 'candidate_group': N_('候选组'),
               'number': N_('案件编号'), 'key': N_('流程'), 'version': N_('版本'),
               'due_dt': N_('办理期限'), 'due': N_('办理期限'), 'offset': N_('提醒时点'), 'recipients': N_('通知对象'),
               'group': N_('升级对象'), 'level': N_('升级层级'), 'org_unit': N_('升级至'), 'clock': N_('期限名称'),
-              'emailed': N_('邮件已发至'), 'email_failed': N_('邮件未能发出'), 'title': N_('名称')}
+              'emailed': N_('邮件已发至'), 'email_failed': N_('邮件未能发出'), 'title': N_('名称'),
+              'owner_id': N_('委托人'), 'excerpt': N_('意见'), 'filename': N_('文件名'), 'size': N_('大小（字节）'),
+              'sha256': N_('SHA-256 校验值')}
+#: audit keys whose values are user ids, shown as names
+USER_KEYS = frozenset({'assignee_id', 'owner_id'})
 #: labels that differ for one kind of event
 KIND_KEY_LABELS = {
     'reminder.snoozed': {'due_dt': N_('提醒时间')},
@@ -61,7 +86,7 @@ KIND_KEY_LABELS = {
 }
 #: audit keys already shown elsewhere in an entry, or only of use to the machine (job and document ids)
 HIDDEN_KEYS = frozenset({'bpmn_id', 'kind', 'data', 'code', 'job_id', 'document_id', 'clock_status',
-                         'is_escalated'})
+                         'is_escalated', 'comment_id', 'attachment_id', 'content_type'})
 #: keys hidden for one kind of event (a reminder's job status reads as a case status otherwise)
 KIND_HIDDEN_KEYS = {'reminder.cancelled': frozenset({'status'})}
 #: audit keys holding ISO timestamps
@@ -151,7 +176,7 @@ class _Describer:
             task_id: title for task_id, title in session.execute(
                 sa.select(HumanTask.id, HumanTask.title).where(HumanTask.id.in_(task_ids)))}
         user_ids = {v for e in events for side in (e.before, e.after) if side
-                    for k, v in side.items() if k == 'assignee_id' and v}
+                    for k, v in side.items() if k in USER_KEYS and v}
         self.users: dict[int, str] = {
             user_id: name for user_id, name in session.execute(
                 sa.select(User.id, User.display_name).where(User.id.in_(user_ids)))}
@@ -161,7 +186,7 @@ class _Describer:
         self.people, self.units = _reminder_names(session, events)
 
     def value(self, key: str, value: Any) -> str:
-        if key == 'assignee_id' and value:
+        if key in USER_KEYS and value:
             return self.users.get(value, str(value))
         if key in ('candidate_group', 'group') and value:
             return self.groups.get(value, str(value))
@@ -245,6 +270,29 @@ def case_timeline(session: Session, case: Case, *, latest: int | None = None) ->
     return [describer.entry(event) for event in events]
 
 
+@dataclass(frozen=True)
+class TimelinePage:
+    """Some of a case's timeline, oldest first, and the cursor of the entries after them."""
+
+    entries: list[TimelineEntry]
+    next_cursor: int | None
+
+
+def case_timeline_page(session: Session, case: Case, *, after: int | None = None,
+                       limit: int | None = None) -> TimelinePage:
+    """The case's audit events after the event ``after``, oldest first, ``limit`` (default
+    :data:`TIMELINE_PAGE`) at a time: keyset paging on the event id."""
+    limit = limit or TIMELINE_PAGE
+    query = sa.select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.id).limit(limit + 1)
+    if after is not None:
+        query = query.where(AuditEvent.id > after)
+    rows = list(session.scalars(query))
+    events = rows[:limit]
+    describer = _Describer(session, case, events)
+    return TimelinePage([describer.entry(event) for event in events],
+                        events[-1].id if len(rows) > limit else None)
+
+
 # -- starting cases ---------------------------------------------------------------------------------------
 
 def latest_definitions(session: Session) -> list[ProcessDefinition]:
@@ -273,7 +321,73 @@ def start_form(bundle: ProcessBundle) -> FormSpec:
     return bundle.start_form or FormSpec(key=None)
 
 
-# -- listing and searching ---------------------------------------------------------------------------------
+def _task_words(task: HumanTask, groups: Mapping[str, str]) -> str:
+    """``“登记案件情况”（桃花江镇司法所 · 司法所工作人员 · 待认领 · 办理期限 2025年10月16日）``."""
+    where = [task.org_unit.name]
+    if task.assignee is not None:
+        where.append(task.assignee.display_name)
+    else:
+        if task.candidate_group:
+            where.append(groups.get(task.candidate_group, task.candidate_group))
+        where.append(gettext('待认领'))
+    if task.due_dt is not None:
+        where.append(gettext('办理期限 %(date)s', date=due_text(task)))
+    return f'“{task.title}”（{" · ".join(where)}）'
+
+
+def first_steps(session: Session, case: Case, tasks: Sequence[HumanTask]) -> str:
+    """What a start led to: each new task with who holds it and when it is due, or that the case waits or closed."""
+    if not tasks:
+        return gettext('案件已办结。') if case.status != 'open' else gettext('流程正在等待后续事件（期限或外部消息）。')
+    prefetch(session, tasks)
+    groups = group_names(session, (t.candidate_group for t in tasks))
+    return gettext('下一步：%(tasks)s。', tasks='；'.join(_task_words(t, groups) for t in tasks))
+
+
+# -- requests started on a case (外出, 变更执行地, 奖惩...) --------------------------------------------------
+
+def is_request_process(definition: ProcessDefinition, bundle: ProcessBundle) -> bool:
+    """Whether the process is a request on an existing case: its start form names the case, and the engine
+    attaches it to that case (its profile says so) rather than opening a new one."""
+    return not starts_a_case(bundle) and profile_for(definition.key).attach_to_case
+
+
+def attaches_to(definition: ProcessDefinition, case: Case) -> bool:
+    """Whether a request process may be started on cases of ``case``'s kind."""
+    kinds = profile_for(definition.key).case_kinds
+    return not kinds or case.kind in kinds
+
+
+def may_start_requests(scope: Scope, case: Case) -> bool:
+    """Requests are started while the case is open, by its own units (a read grant after a transfer is not enough)."""
+    return case.status == 'open' and scope.sees_path(case.org_path)
+
+
+def case_actions(session: Session, scope: Scope, case: Case) -> list[ProcessDefinition]:
+    """The request processes the caller may start on ``case`` now, by name."""
+    if not may_start_requests(scope, case):
+        return []
+    return [definition for definition in latest_definitions(session)
+            if attaches_to(definition, case) and is_request_process(definition, process_bundle(session, definition))]
+
+
+def check_request(scope: Scope, case: Case, definition: ProcessDefinition, bundle: ProcessBundle) -> None:
+    """Raise unless the caller may start ``definition`` on ``case`` (the rules of :func:`case_actions`)."""
+    if not is_request_process(definition, bundle) or not attaches_to(definition, case):
+        raise NotFound(MSG_REQUEST_KIND)
+    if not scope.sees_path(case.org_path):
+        raise AccessDenied(MSG_REQUEST_SCOPE)
+    if case.status != 'open':
+        raise Conflict(MSG_REQUEST_CLOSED)
+
+
+def request_form(bundle: ProcessBundle) -> FormSpec:
+    """A request's start form without its ``case_id`` field, which the case page fills in."""
+    form = start_form(bundle)
+    return FormSpec(key=form.key, fields=tuple(spec for spec in form.fields if spec.id != CASE_REQUEST_FIELD))
+
+
+# -- the case page ----------------------------------------------------------------------------------------
 
 def get_case(session: Session, case_id: int, scope: Scope) -> Case:
     """A case inside the caller's subtrees, else NotFound (so outsiders cannot tell it exists)."""
@@ -283,6 +397,65 @@ def get_case(session: Session, case_id: int, scope: Scope) -> Case:
     return case
 
 
+def shows_full_id_number(scope: Scope, case: Case) -> bool:
+    """The case page shows the whole ID number to the case's own units and those above them only; a unit that
+    keeps read access after a transfer sees it masked, as every list does."""
+    return scope.sees_path(case.org_path)
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    """A process instance of the case with its open tasks."""
+
+    instance: ProcessInstance
+    tasks: list[HumanTask] = field(default_factory=list)
+
+
+def case_instances(session: Session, case: Case) -> list[InstanceRow]:
+    """Every instance of the case, lifecycle first then requests in start order, each with its open tasks.
+
+    The instances' serialized state is not read (it can be large); their definitions, the open tasks and
+    the tasks' units and assignees come in four queries.
+    """
+    instances = list(session.scalars(
+        sa.select(ProcessInstance).where(ProcessInstance.case_id == case.id)
+        .options(defer(ProcessInstance.state), selectinload(ProcessInstance.definition))
+        .order_by(ProcessInstance.id)))
+    set_committed_value(case, 'instances', instances)
+    tasks = open_tasks(session, case)
+    prefetch(session, tasks)
+    by_instance: defaultdict[int, list[HumanTask]] = defaultdict(list)
+    for task in tasks:
+        by_instance[task.instance_id].append(task)
+    ordered = sorted(instances, key=lambda i: (not i.is_lifecycle, i.id))
+    return [InstanceRow(instance, by_instance[instance.id]) for instance in ordered]
+
+
+def lifecycle_name(case: Case, instances: Iterable[InstanceRow]) -> str:
+    """The name of the process the case was opened with (its lifecycle instance's), else its key."""
+    return next((row.instance.definition.name for row in instances if row.instance.is_lifecycle), case.kind)
+
+
+def public_url(case: Case) -> str:
+    """The address of the case's public progress page (一案一码), ``<base>/c/<public code>``.
+
+    ``PUBLIC_BASE_URL`` names the address the parties reach the site at; without it, the address this
+    request came in on.
+    """
+    base = current_app.config.get('PUBLIC_BASE_URL') or request.url_root
+    return f'{base.rstrip("/")}/c/{case.public_code}'
+
+
+def qr_svg(url: str) -> bytes:
+    """A QR code of ``url`` as a standalone SVG image, black on white, sized for printing on an A4 form."""
+    buffer = io.BytesIO()
+    segno.make_qr(url, error='m').save(buffer, kind='svg', scale=4, border=4, dark='#000', light='#fff',
+                                       xmldecl=False, svgclass=None, lineclass=None)
+    return buffer.getvalue()
+
+
+# -- listing and searching ---------------------------------------------------------------------------------
+
 def search_clause(text: str) -> sa.ColumnElement[bool] | None:
     """Cases matching ``text``: case number (prefix), person-name prefix or the exact ID number."""
     text = text.strip()
@@ -291,17 +464,91 @@ def search_clause(text: str) -> sa.ColumnElement[bool] | None:
     if len(text) > 64:
         raise ValidationFailed('数据有误', {'q': [N_('搜索内容过长。')]})
     upper = text.upper()
-    return sa.or_(Case.number.startswith(upper, autoescape=True),
-                  Case.person_name.startswith(text, autoescape=True), Case.id_number == upper)
+    return sa.or_(starts_with(Case.number, upper), starts_with(Case.person_name, text), Case.id_number == upper)
 
 
 def parse_cursor(raw: str | None) -> int | None:
     """The ``before`` cursor: the id of the last case shown."""
     if not raw:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ValidationFailed('分页参数无效', {'before': ['无法识别的分页游标。']})
     return int(raw)
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    """What a case search asks for; an empty value filters nothing.
+
+    :param number: case number, whole or its beginning
+    :param name: the beginning of the person's name
+    :param id_number: a whole ID number (never matched by prefix)
+    :param kind: the process key the case was opened with
+    :param status: open, closed or cancelled
+    :param org_path: the path of an org unit: cases there and below
+    :param opened_from: opened on or after this day (Beijing time)
+    :param opened_to: opened on or before this day
+    :param text: the old single search box (see :func:`search_clause`)
+    """
+
+    number: str = ''
+    name: str = ''
+    id_number: str = ''
+    kind: str = ''
+    status: str = ''
+    org_path: str = ''
+    opened_from: date | None = None
+    opened_to: date | None = None
+    text: str = ''
+
+    @property
+    def is_private(self) -> bool:
+        """Whether the search holds an ID number, which must not appear in a URL, a log or the history."""
+        return bool(self.id_number or self.text)
+
+
+def local_midnight(day: date) -> datetime:
+    """The start of ``day`` in Beijing time."""
+    return datetime.combine(day, time.min, tzinfo=LOCAL_ZONE)
+
+
+def filter_clauses(filters: CaseFilters) -> list[sa.ColumnElement[bool]]:
+    """WHERE clauses of ``filters``; prefixes compile to index ranges (:func:`engine.db.starts_with`)."""
+    clauses: list[sa.ColumnElement[bool]] = []
+    if filters.number:
+        clauses.append(starts_with(Case.number, filters.number.upper()))
+    if filters.name:
+        clauses.append(starts_with(Case.person_name, filters.name))
+    if filters.id_number:
+        clauses.append(Case.id_number == filters.id_number.upper())
+    if filters.kind:
+        clauses.append(Case.kind == filters.kind)
+    if filters.status:
+        clauses.append(Case.status == filters.status)
+    if filters.org_path:
+        clauses.append(starts_with(Case.org_path, filters.org_path))
+    if filters.opened_from is not None:
+        clauses.append(Case.created_dt >= local_midnight(filters.opened_from))
+    if filters.opened_to is not None:
+        clauses.append(Case.created_dt < local_midnight(filters.opened_to + timedelta(days=1)))
+    text = search_clause(filters.text)
+    if text is not None:
+        clauses.append(text)
+    return clauses
+
+
+def scope_units(session: Session, scope: Scope) -> list[OrgUnit]:
+    """The org units within the caller's case subtrees, in tree order (a unit before those below it)."""
+    if not scope.case_paths:
+        return []
+    within = sa.or_(*(starts_with(OrgUnit.path, path) for path in scope.case_paths))
+    return list(session.scalars(sa.select(OrgUnit).where(within).order_by(OrgUnit.path)))
+
+
+def unit_in_scope(session: Session, scope: Scope, code: str) -> OrgUnit | None:
+    """The org unit ``code`` if it lies within the caller's case subtrees, else None."""
+    unit = session.scalars(sa.select(OrgUnit).where(OrgUnit.code == code)).one_or_none()
+    return unit if unit is not None and scope.sees_path(unit.path) else None
 
 
 @dataclass(frozen=True)
@@ -312,18 +559,36 @@ class CasePage:
     next_cursor: int | None
 
 
-def list_cases(session: Session, scope: Scope, *, text: str = '', before: int | None = None,
-               limit: int = PAGE_SIZE) -> CasePage:
-    """Visible cases, newest first, keyset-paged on id (ids grow with creation time)."""
-    query = visible_cases(scope).order_by(Case.id.desc()).limit(limit + 1)
-    clause = search_clause(text)
-    if clause is not None:
-        query = query.where(clause)
+def list_cases(session: Session, scope: Scope, filters: CaseFilters = CaseFilters(), *, before: int | None = None,
+               limit: int | None = None) -> CasePage:
+    """Visible cases matching ``filters``, newest first, ``limit`` (default :data:`PAGE_SIZE`) at a time,
+    keyset-paged on id (ids grow with creation time): no OFFSET, however deep the page."""
+    limit = limit or PAGE_SIZE
+    query = (visible_cases(scope).where(*filter_clauses(filters)).options(selectinload(Case.org_unit))
+             .order_by(Case.id.desc()).limit(limit + 1))
     if before is not None:
         query = query.where(Case.id < before)
     rows = list(session.scalars(query))
     items = rows[:limit]
     return CasePage(items, items[-1].id if len(rows) > limit else None)
+
+
+@dataclass(frozen=True)
+class CappedCount:
+    """A count that stopped at its cap: ``value`` matches, and whether there are ``more``."""
+
+    value: int
+    more: bool
+
+
+def count_cases(session: Session, scope: Scope, filters: CaseFilters, *, cap: int | None = None) -> CappedCount:
+    """How many visible cases match, reading at most ``cap + 1`` rows (default :data:`COUNT_CAP`): a search that
+    matches everything costs no more than one that matches a thousand."""
+    cap = cap or COUNT_CAP
+    matches = (sa.select(Case.id).where(visible_cases_clause(scope), *filter_clauses(filters))
+               .limit(cap + 1).subquery())
+    found = int(session.scalar(sa.select(sa.func.count()).select_from(matches)) or 0)
+    return CappedCount(min(found, cap), found > cap)
 
 
 def case_documents(session: Session, case: Case) -> list[Document]:
@@ -344,4 +609,3 @@ def open_tasks(session: Session, case: Case) -> list[HumanTask]:
     """The case's open tasks, oldest first."""
     return list(session.scalars(sa.select(HumanTask).where(HumanTask.case_id == case.id,
                                                            HumanTask.status == 'open').order_by(HumanTask.id)))
-

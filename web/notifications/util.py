@@ -11,7 +11,8 @@ from engine.models.cases import Case
 from engine.models.notifications import Notification
 from engine.models.tasks import HumanTask
 
-KIND_LABELS = {'reminder': N_('到期提醒'), 'escalation': N_('超期升级'), 'assigned': N_('任务指派')}
+KIND_LABELS = {'reminder': N_('到期提醒'), 'escalation': N_('超期升级'), 'assigned': N_('任务指派'),
+               'delegated': N_('委托办理'), 'resolved': N_('委托已办结'), 'red_alert': N_('红色预警')}
 
 
 def target_url(session: Session, scope: Scope, notification: Notification) -> str:

@@ -1,5 +1,6 @@
-"""Helpers of the task pages: loading list rows in few queries, naming groups, describing next steps, the
-升级给我 tab, the task's upcoming reminders and whom they tell, and the task form (generic or hand-made)."""
+"""Helpers of the task pages: the to-do list's state (view, filters, sort) and its choices, list rows loaded in
+few queries, counts, the people a task can be handed to, naming groups, describing next steps, the task's
+upcoming reminders and whom they tell, and the task form (generic or hand-made)."""
 
 from __future__ import annotations
 
@@ -14,22 +15,27 @@ from flask import current_app
 from flask_babel import gettext
 from jinja2 import TemplateNotFound
 from marshmallow import Schema
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from engine import runtime
-from engine.access import Scope
+from engine import tasks as engine_tasks
+from engine.access import NON_CASE_ROLES, Scope, path_filter
 from engine.clock import LOCAL_ZONE
 from engine.definitions import process_bundle
-from engine.errors import NotFound
+from engine.errors import NotFound, ValidationFailed
+from engine.filters import list_filters
 from engine.forms import FormSpec, registered_form
+from engine.i18n import N_
 from engine.models.cases import Case
+from engine.models.definitions import ProcessDefinition
+from engine.models.filters import SavedFilter
 from engine.models.jobs import Job
 from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
-from engine.models.users import Group, User
+from engine.models.users import Group, Membership, User
 from engine.reminders import TASK_JOB_KINDS, escalation_target, reminder_recipients
 from engine.specs import UserTaskInfo
-from engine.tasks import view_clause
+from engine.tasks import SORTS, VIEWS, BulkResult, TaskFilter, count_tasks
 from web.core.forms import (
     SchemaForm,
     Widget,
@@ -42,23 +48,24 @@ from web.core.forms import (
     submitted_values,
     widgets,
 )
+from web.core.pages import translate
 from web.core.templating import list_separator
+from workflows.shared.id_numbers import mask_id_number
 
-#: the to-do tab of tasks escalated to the user's groups (not one of the engine's views)
-ESCALATED = 'escalated'
 #: form keys that may name a template file (``disputes.agreement`` → ``tasks/forms/disputes_agreement.html``)
 _FORM_KEY = re.compile(r'^[A-Za-z0-9_.-]{1,128}$')
 
 
 def prefetch(session: Session, tasks: Sequence[HumanTask]) -> None:
-    """Load the cases, units (their own and those escalated to) and assignees of ``tasks`` in three queries.
+    """Load the cases, units (their own and those escalated to) and people (assignees, delegating owners)
+    of ``tasks`` in three queries.
 
     Many-to-one lazy loads look in the identity map first, so the table then renders without a
     query per row.
     """
     units = {t.org_unit_id for t in tasks} | {t.escalated_org_unit_id for t in tasks if t.escalated_org_unit_id}
-    for model, ids in ((Case, {t.case_id for t in tasks}), (OrgUnit, units),
-                       (User, {t.assignee_id for t in tasks if t.assignee_id})):
+    people = {t.assignee_id for t in tasks if t.assignee_id} | {t.owner_id for t in tasks if t.owner_id}
+    for model, ids in ((Case, {t.case_id for t in tasks}), (OrgUnit, units), (User, people)):
         if ids:
             session.scalars(sa.select(model).where(model.id.in_(ids))).all()
 
@@ -106,11 +113,378 @@ def next_step_message(session: Session, case: Case, tasks: Sequence[HumanTask]) 
     return gettext('流程正在等待后续事件（期限或外部消息）。')
 
 
-# -- the to-do tabs -------------------------------------------------------------------------------------
+# -- the to-do list: view, filters and sort as the URL carries them ---------------------------------------
 
-def tab_clause(scope: Scope, view: str) -> sa.ColumnElement[bool]:
-    """The WHERE clause of a to-do tab: an engine view, or 升级给我 (overdue tasks escalated to my groups)."""
-    return view_clause(scope, view)
+#: the filter inputs of the list, in the order the form shows them (``engine.tasks.TaskFilter``'s fields)
+FILTER_KEYS = ('text', 'process', 'stage', 'org_unit', 'risk_colour', 'due_from', 'due_to', 'created_from',
+               'created_to')
+DEFAULT_VIEW = 'mine'
+DEFAULT_SORT = 'due'
+#: tasks this urgent (``camunda:priority`` 90 and up: the alarm checks of corrections_alarm) are 监控预警
+ALARM_PRIORITY = 90
+
+VIEW_LABELS = {'mine': N_('我的待办'), 'group': N_('组内待认领'), 'due_soon': N_('即将到期'), 'overdue': N_('已逾期'),
+               'escalated': N_('升级给我'), 'all': N_('全部可见'), 'completed': N_('最近办结')}
+SORT_LABELS = {'due': N_('按期限'), 'priority': N_('按紧急程度'), 'created': N_('按到达时间')}
+COLOUR_LABELS = {'red': N_('红'), 'yellow': N_('黄'), 'green': N_('绿')}
+#: views whose tab turns red when it holds anything
+ALERT_VIEWS = frozenset({'overdue', 'escalated'})
+
+#: what engine.tasks and engine.filters raise as plain Chinese constants (msgids for the catalogue)
+ENGINE_MESSAGES = (
+    N_('筛选条件有误'), N_('请按“年-月-日”填写日期。'), N_('可选值：red, yellow, green。'), N_('输入过长。'),
+    N_('结束日期不能早于开始日期。'), N_('该机构不在您的辖区内。'), N_('排序方式无效'), N_('筛选不存在'),
+    N_('无法保存筛选'), N_('请填写筛选名称。'), N_('名称最多 60 个字。'), N_('您已有同名的筛选。'),
+    N_('每人最多保存 50 个筛选，请先删除不用的。'), N_('只能共享给您所在的组。'), N_('只有创建人可以删除该筛选。'),
+    N_('请选择任务'), N_('请至少选择一项任务。'), N_('选择的任务过多'), N_('一次最多处理 200 项任务。'),
+    N_('该任务正在委托办理中，请由受托人办结委托。'), N_('该任务正在委托办理中，待受托人办结后再指派。'),
+    N_('该任务正在委托办理中。'), N_('只有任务的认领人可以委托他人办理。'), N_('委托对象无效'),
+    N_('请选择本辖区内的其他工作人员。'), N_('该任务没有待办结的委托。'), N_('只有受托人可以办结委托。'),
+    N_('说明过长'), N_('说明最多 500 个字。'), N_('指派对象无效'), N_('该用户不存在或不在此任务的候选组中。'),
+)
+
+
+@dataclass(frozen=True)
+class ListState:
+    """What the to-do list shows: a view, the filter values as typed, and a sort order.
+
+    It lives in the URL (a GET form), so paging, the back button and bookmarks keep it.
+    """
+
+    view: str = DEFAULT_VIEW
+    criteria: Mapping[str, str] = field(default_factory=dict)
+    sort: str = DEFAULT_SORT
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> ListState:
+        """Read the query string (or a posted copy of it); blank values are left out."""
+        criteria = {key: value for key in FILTER_KEYS if (value := str(args.get(key) or '').strip())}
+        return cls(str(args.get('view') or DEFAULT_VIEW), criteria, str(args.get('sort') or DEFAULT_SORT))
+
+    @classmethod
+    def of_saved(cls, saved: SavedFilter) -> ListState:
+        """The state a saved filter stands for."""
+        criteria = {key: str(value) for key, value in saved.criteria.items() if key in FILTER_KEYS and value}
+        return cls(saved.view, criteria, str(saved.criteria.get('sort') or DEFAULT_SORT))
+
+    @property
+    def problems(self) -> dict[str, list[str]]:
+        """An unknown view or sort order, by input name (the filters are checked by the engine)."""
+        problems: dict[str, list[str]] = {}
+        if self.view not in VIEWS:
+            problems['view'] = [N_('视图无效')]
+        if self.sort not in SORTS:
+            problems['sort'] = [N_('排序方式无效')]
+        return problems
+
+    def task_filter(self) -> TaskFilter:
+        """The filters for the engine; ValidationFailed names the inputs that are wrong."""
+        return TaskFilter.from_dict(self.criteria)
+
+    def params(self, **changes: str) -> dict[str, str]:
+        """Query parameters for ``url_for``, defaults left out so that links stay short."""
+        values = {'view': self.view, **self.criteria, 'sort': self.sort, **changes}
+        defaults = {'view': DEFAULT_VIEW, 'sort': DEFAULT_SORT}
+        return {key: value for key, value in values.items() if value and defaults.get(key) != value}
+
+    def tab_params(self, view: str) -> dict[str, str]:
+        """The parameters of a tab's link: the filters and sort kept, the view always named (last)."""
+        params = self.params()
+        params.pop('view', None)
+        return {**params, 'view': view}
+
+    @property
+    def is_filtered(self) -> bool:
+        """Whether any filter input is set."""
+        return bool(self.criteria)
+
+    @property
+    def more_filter_count(self) -> int:
+        """How many filters other than the search text are set (the form then shows them all)."""
+        return sum(key != 'text' for key in self.criteria)
+
+    def cleared(self) -> ListState:
+        """The same view and sort without filters (清除筛选)."""
+        return ListState(self.view, {}, self.sort)
+
+
+def count_text(count: int) -> str:
+    """A capped count as the tabs show it: ``1000+`` once the engine stopped counting."""
+    cap = engine_tasks.COUNT_CAP
+    return f'{cap}+' if count > cap else str(count)
+
+
+def view_counts(session: Session, scope: Scope, task_filter: TaskFilter | None) -> dict[str, int]:
+    """Every view's count (capped) under ``task_filter``, for the tabs."""
+    cap = engine_tasks.COUNT_CAP  # read now: tests lower it
+    return {view: count_tasks(session, scope, view, task_filter=task_filter, cap=cap) for view in VIEWS}
+
+
+@dataclass(frozen=True)
+class SavedChip:
+    """A saved filter above the tabs: its live count (None when its criteria no longer hold) and its state."""
+
+    saved: SavedFilter
+    state: ListState
+    count: int | None
+    is_mine: bool
+
+
+def saved_chips(session: Session, scope: Scope) -> list[SavedChip]:
+    """The filters the user sees, each with its count."""
+    chips = []
+    for saved in list_filters(session, scope):
+        state = ListState.of_saved(saved)
+        try:
+            count: int | None = count_tasks(session, scope, state.view, task_filter=state.task_filter(),
+                                            cap=engine_tasks.COUNT_CAP) if not state.problems else None
+        except ValidationFailed:  # e.g. its unit left the user's subtree
+            count = None
+        chips.append(SavedChip(saved, state, count, saved.owner_id == scope.user_id))
+    return chips
+
+
+# -- the filter form's choices ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of a select."""
+
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
+class ChoiceGroup:
+    """Options under a heading (``<optgroup>``); a blank label puts them at the top level."""
+
+    label: str
+    choices: list[Choice]
+
+
+def latest_processes(session: Session) -> list[ProcessDefinition]:
+    """The newest version of every deployed BPMN process, by name."""
+    newest = (sa.select(ProcessDefinition.key, sa.func.max(ProcessDefinition.version).label('version'))
+              .where(ProcessDefinition.kind == 'bpmn').group_by(ProcessDefinition.key).subquery())
+    return list(session.scalars(sa.select(ProcessDefinition).join(newest, sa.and_(
+        ProcessDefinition.key == newest.c.key, ProcessDefinition.version == newest.c.version))
+        .order_by(ProcessDefinition.name, ProcessDefinition.key)))
+
+
+def process_choices(definitions: Sequence[ProcessDefinition]) -> list[Choice]:
+    """The process select: every deployed process by name."""
+    return [Choice(d.key, d.name) for d in definitions]
+
+
+def stage_choices(session: Session, definitions: Sequence[ProcessDefinition], process: str | None) -> list[ChoiceGroup]:
+    """The stage select: the user tasks of the chosen process, or of every process under its name."""
+    chosen = [d for d in definitions if d.key == process] if process else list(definitions)
+    groups = []
+    for definition in chosen:
+        tasks = process_bundle(session, definition).user_tasks.values()
+        groups.append(ChoiceGroup('' if process else definition.name,
+                                  [Choice(info.bpmn_id, info.title) for info in tasks]))
+    return [group for group in groups if group.choices]
+
+
+def unit_choices(session: Session, scope: Scope) -> list[Choice]:
+    """The org-unit select: the units of the user's subtrees, each under its parent, indented."""
+    paths = scope.case_paths
+    roots = tuple(p for p in paths if not any(p != other and p.startswith(other) for other in paths))
+    if not roots:
+        return []
+    units = session.scalars(sa.select(OrgUnit).where(path_filter(OrgUnit.path, roots)).order_by(OrgUnit.path))
+    top = min(root.count('/') for root in roots)
+    return [Choice(unit.code, '\u3000' * (unit.path.count('/') - top) + unit.name) for unit in units]
+
+
+def sort_choices() -> list[Choice]:
+    """The sort select."""
+    return [Choice(sort, gettext(label)) for sort, label in SORT_LABELS.items()]
+
+
+def colour_choices() -> list[Choice]:
+    """The risk-colour select."""
+    return [Choice(colour, gettext(label)) for colour, label in COLOUR_LABELS.items()]
+
+
+def share_choices(session: Session, scope: Scope) -> list[Choice]:
+    """The groups a saved filter may be shared with: those the user holds (case work only)."""
+    codes = sorted(scope.groups - NON_CASE_ROLES)
+    names = group_names(session, codes)
+    return [Choice(code, names.get(code, code)) for code in codes]
+
+
+def process_names(definitions: Sequence[ProcessDefinition]) -> dict[str, str]:
+    """Process names by key, for the rows."""
+    return {d.key: d.name for d in definitions}
+
+
+# -- the rows ---------------------------------------------------------------------------------------------
+
+def is_alarm(task: HumanTask) -> bool:
+    """Whether the task is a monitoring alarm check (监控预警), the most urgent kind of work."""
+    return task.priority >= ALARM_PRIORITY
+
+
+def delegation_text(task: HumanTask, me: int) -> str | None:
+    """The task's delegation in words, as the reader stands to it; None when it was never delegated."""
+    if task.delegation_state == 'resolved':
+        return gettext('委托已办结')
+    if task.delegation_state != 'pending':
+        return None
+    delegate = task.assignee.display_name if task.assignee else '—'
+    owner = task.owner.display_name if task.owner else '—'
+    if task.owner_id == me:
+        return gettext('已委托给 %(name)s', name=delegate)
+    if task.assignee_id == me:
+        return gettext('%(name)s 委托', name=owner)
+    return gettext('%(owner)s 委托给 %(delegate)s', owner=owner, delegate=delegate)
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """A row of the to-do list: the task and what the row says about it."""
+
+    task: HumanTask
+    process: str
+    holder: str
+    delegation: str | None
+    may_claim: bool
+    may_complete: bool
+
+    @property
+    def is_alarm(self) -> bool:
+        """监控预警: shown above everything else."""
+        return is_alarm(self.task)
+
+    @property
+    def id_number(self) -> str:
+        """The person's ID number, masked: never in full in a list."""
+        return mask_id_number(self.task.case.id_number)
+
+
+def task_rows(session: Session, scope: Scope, tasks: Sequence[HumanTask],
+              processes: Mapping[str, str]) -> list[TaskRow]:
+    """The rows of ``tasks``, their cases, units and people loaded in a few queries."""
+    prefetch(session, tasks)
+    groups = group_names(session, (t.candidate_group for t in tasks))
+    rows = []
+    for task in tasks:
+        holder = task.assignee.display_name if task.assignee else groups.get(task.candidate_group or '',
+                                                                              task.candidate_group or '')
+        rows.append(TaskRow(task, processes.get(task.process_key, task.process_key), holder,
+                            delegation_text(task, scope.user_id), scope.can_claim(task), scope.can_complete(task)))
+    return rows
+
+
+# -- whom a task can be handed to ---------------------------------------------------------------------------
+
+def _above(path: str) -> sa.ColumnElement[bool]:
+    """Units at ``path`` or above it (their path is a prefix of it)."""
+    return sa.literal(path).startswith(OrgUnit.path)
+
+
+def _members(where: sa.ColumnElement[bool]) -> sa.Select[tuple[User]]:
+    """Active users with a membership matching ``where`` (over Membership, Group and OrgUnit), by name."""
+    return (sa.select(User).join(Membership, Membership.user_id == User.id).join(Group, Group.id == Membership.group_id)
+            .join(OrgUnit, OrgUnit.id == Membership.org_unit_id).where(User.is_active.is_(True), where)
+            .options(selectinload(User.org_unit)).distinct().order_by(User.display_name, User.id))
+
+
+def assign_candidates(session: Session, task: HumanTask) -> list[User]:
+    """Who a supervisor may assign the task to: holders of its candidate group at its unit or above."""
+    if not task.candidate_group:
+        return []
+    return list(session.scalars(_members(sa.and_(Group.code == task.candidate_group, _above(task.org_path)))))
+
+
+def delegate_candidates(session: Session, task: HumanTask, me: int) -> list[User]:
+    """Who the holder may delegate the task to: colleagues (not themselves) whose subtree holds its unit."""
+    return list(session.scalars(_members(sa.and_(Group.code.not_in(NON_CASE_ROLES), _above(task.org_path),
+                                                 User.id != me))))
+
+
+def bulk_assignees(session: Session, scope: Scope) -> list[User]:
+    """Whom a supervisor may pick for 批量指派: active case workers of the subtrees they supervise.
+
+    The engine still checks each task: the person must hold that task's group at its unit.
+    """
+    if not scope.supervisor_paths:
+        return []
+    return list(session.scalars(_members(sa.and_(Group.code.not_in(NON_CASE_ROLES),
+                                                 path_filter(OrgUnit.path, scope.supervisor_paths)))))
+
+
+def person_choices(users: Sequence[User]) -> list[Choice]:
+    """People as select options: ``王芳（桃花江镇司法所）``."""
+    return [Choice(str(user.id), f'{user.display_name}（{user.org_unit.name}）') for user in users]
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """The task page's hand-over actions the reader may take, with the people to choose from."""
+
+    delegates: list[Choice]
+    assignees: list[Choice]
+    can_delegate: bool
+    can_resolve: bool
+    can_assign: bool
+
+
+def hand_over(session: Session, scope: Scope, task: HumanTask) -> HandOver:
+    """Delegate (the holder, or a candidate who may claim it), resolve (the delegate), assign (supervisors)."""
+    pending = task.delegation_state == 'pending'
+    holder = task.assignee_id == scope.user_id or scope.can_claim(task)
+    can_delegate = task.is_open and not pending and holder
+    can_assign = scope.can_assign(task) and not pending
+    return HandOver(
+        delegates=person_choices(delegate_candidates(session, task, scope.user_id)) if can_delegate else [],
+        assignees=person_choices(assign_candidates(session, task)) if can_assign else [],
+        can_delegate=can_delegate, can_resolve=task.is_open and pending and task.assignee_id == scope.user_id,
+        can_assign=can_assign)
+
+
+@dataclass(frozen=True)
+class ActionForm:
+    """What was typed into one of the task page's small forms (delegate, resolve, assign) and its errors."""
+
+    action: str
+    values: Mapping[str, str] = field(default_factory=dict)
+    errors: Mapping[str, list[str]] = field(default_factory=dict)
+
+
+# -- bulk actions ---------------------------------------------------------------------------------------------
+
+def selected_ids(formdata: Any) -> list[int]:
+    """The task ids a bulk form selected: every task of the page when 全选本页 is ticked, else the ticked rows."""
+    names = 'page_task' if formdata.get('select_all') else 'task'
+    return [int(value) for value in formdata.getlist(names) if value.isdigit()]
+
+
+@dataclass(frozen=True)
+class BulkRow:
+    """One task's outcome on the result page: its case number and title when the user may see it."""
+
+    task_id: int
+    number: str | None
+    title: str | None
+    ok: bool
+    message: str
+
+
+def bulk_rows(session: Session, scope: Scope, results: Sequence[BulkResult]) -> list[BulkRow]:
+    """The results of a bulk action with each task's case number and title (none for tasks out of reach)."""
+    tasks = {t.id: t for t in session.scalars(sa.select(HumanTask).where(
+        HumanTask.id.in_([r.task_id for r in results])))}
+    prefetch(session, list(tasks.values()))
+    rows = []
+    for result in results:
+        task = tasks.get(result.task_id)
+        shown = task if task is not None and scope.can_view_task(task) else None
+        rows.append(BulkRow(result.task_id, shown.case.number if shown else None, shown.title if shown else None,
+                            result.ok, gettext('成功') if result.ok else translate(result.message)))
+    return rows
 
 
 # -- reminders and escalation on the task page ----------------------------------------------------------

@@ -133,4 +133,5 @@ def register() -> None:
         'corrections_monitoring': ('DW', lambda data: {}),
     }
     for key, (prefix, check) in requests.items():
-        register_profile(key, CaseProfile(prefix=prefix, columns=_no_columns, validate=check, attach_to_case=True))
+        register_profile(key, CaseProfile(prefix=prefix, columns=_no_columns, validate=check, attach_to_case=True,
+                                          case_kinds=('corrections_reception',)))

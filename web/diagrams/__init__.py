@@ -1,0 +1,1 @@
+"""The process diagram of an instance (bpmn-js), with its completed steps and current position marked."""
