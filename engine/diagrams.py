@@ -1,6 +1,6 @@
 """What an instance's diagram shows: its BPMN source, the steps done, where it stands now, the flows taken.
 
-Read-only: the workflow is restored the way the runtime restores it (``runtime._restore``) and only
+Read-only: the workflow is restored the way the runtime restores it (``runtime.restore_workflow``) and only
 looked at; nothing is run, synced or saved.
 
 Steps are named by their BPMN element id, which is also the id bpmn-js gives the element, so the
@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from engine.models.definitions import ProcessDefinition
 from engine.models.instances import ProcessInstance
-from engine.runtime import _all_tasks, _restore
+from engine.runtime import all_tasks, restore_workflow
 from engine.specs import BPMN_NS
 
 __all__ = ['ActiveStep', 'InstanceDiagram', 'instance_diagram']
@@ -87,8 +87,8 @@ def instance_diagram(session: Session, instance: ProcessInstance) -> InstanceDia
     :return: the XML with the completed and active steps and the flows taken
     """
     definition = instance.definition
-    workflow, _ = _restore(session, instance)
-    tasks = [task for task in _all_tasks(workflow) if task.task_spec.bpmn_id]
+    workflow, _ = restore_workflow(session, instance)
+    tasks = [task for task in all_tasks(workflow) if task.task_spec.bpmn_id]
     return InstanceDiagram(xml=definition.source, completed=_completed(tasks), active=_active(tasks),
                            flows=_flows_taken(tasks, _sequence_flows(definition)))
 

@@ -41,12 +41,12 @@ def signal_instance(session: Session, instance_id: int, name: str, *, actor: Use
     """
     # The runtime's command steps, used as one more command; importing them here keeps runtime.py the
     # only place that knows how a command is put together.
-    from engine.runtime import _lock_instance, _restore, _settle
+    from engine.runtime import _lock_instance, _settle, restore_workflow
 
     instance = _lock_instance(session, instance_id)
     if instance.status in ('completed', 'suspended'):
         return False
-    workflow, bundle = _restore(session, instance)
+    workflow, bundle = restore_workflow(session, instance)
     if name not in waiting_signals(workflow):
         return False
     workflow.catch(BpmnEvent(SignalEventDefinition(name), payload=dict(payload) if payload else None))

@@ -81,7 +81,11 @@ def _lock_instance(session: Session, instance_id: int) -> ProcessInstance:
     return instance
 
 
-def _restore(session: Session, instance: ProcessInstance) -> tuple[BpmnWorkflow, ProcessBundle]:
+def restore_workflow(session: Session, instance: ProcessInstance) -> tuple[BpmnWorkflow, ProcessBundle]:
+    """Load ``instance``'s workflow from its stored state and its definition's cached spec.
+
+    Nothing is saved: a caller that only reads (the diagram) throws it away; a command settles it.
+    """
     bundle = process_bundle(session, instance.definition)
     workflow = load_state(instance.state, instance.serializer_version, bundle.spec, bundle.subprocess_specs)
     # A restored workflow carries SpiffWorkflow's default (unsandboxed) engine; never let it run.
@@ -89,7 +93,7 @@ def _restore(session: Session, instance: ProcessInstance) -> tuple[BpmnWorkflow,
     return workflow, bundle
 
 
-def _all_tasks(workflow: BpmnWorkflow) -> Iterator[Task]:
+def all_tasks(workflow: BpmnWorkflow) -> Iterator[Task]:
     """Every task of the workflow and its subprocesses, read from the flat maps.
 
     SpiffWorkflow's own iterators stop at depth 1000, which is how a long loop silently "completes".
@@ -100,7 +104,7 @@ def _all_tasks(workflow: BpmnWorkflow) -> Iterator[Task]:
 
 
 def _save(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, open_tasks: int) -> None:
-    tasks = list(_all_tasks(workflow))
+    tasks = list(all_tasks(workflow))
     instance.state = dump_state(workflow)
     instance.serializer_version = SERIALIZER_VERSION
     instance.task_count = len(tasks)
@@ -132,7 +136,7 @@ def _advance(workflow: BpmnWorkflow) -> list[Any]:
             workflow.do_engine_steps()
             # do_engine_steps ends by refreshing timers: one that fell due meanwhile leaves a READY
             # engine task behind, which the next pass runs. Only a task still stuck after that is a stall.
-            if not _ready_engine_tasks(_all_tasks(workflow)):
+            if not _ready_engine_tasks(all_tasks(workflow)):
                 break
     except (SpiffWorkflowException, ScriptRefused) as exc:
         domain_error = _domain_error(exc)
@@ -160,7 +164,7 @@ def _domain_error(exc: BaseException) -> EngineError | None:
 
 
 def _check_guards(workflow: BpmnWorkflow) -> list[Any]:
-    tasks = list(_all_tasks(workflow))
+    tasks = list(all_tasks(workflow))
     if len(tasks) > limits.max_tasks:
         raise WorkflowFault(f'流程实例已有 {len(tasks)} 个步骤，超过上限 {limits.max_tasks}，已停止以免静默出错。')
     stalled = _ready_engine_tasks(tasks)
@@ -220,7 +224,7 @@ def _new_human_task(session: Session, instance: ProcessInstance, case: Case, spi
 def _sync_human_tasks(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
                       bundle: ProcessBundle, actor: User | None) -> list[HumanTask]:
     """Make the open human-task rows match the READY manual tasks; return the rows now open."""
-    ready = {str(t.id): t for t in _all_tasks(workflow) if t.state == TaskState.READY and t.task_spec.manual}
+    ready = {str(t.id): t for t in all_tasks(workflow) if t.state == TaskState.READY and t.task_spec.manual}
     rows = session.scalars(sa.select(HumanTask).where(HumanTask.instance_id == instance.id,
                                                       HumanTask.status == 'open')).all()
     open_rows = []
@@ -272,7 +276,7 @@ def _sync_timer_jobs(session: Session, instance: ProcessInstance, workflow: Bpmn
     """
     wanted: dict[str, tuple[datetime, Task]] = {}
     states: dict[str, int] = {}
-    for task in _all_tasks(workflow):
+    for task in all_tasks(workflow):
         states[str(task.id)] = task.state
         if task.state == TaskState.WAITING and isinstance(getattr(task.task_spec, 'event_definition', None),
                                                           TimerEventDefinition):
@@ -454,7 +458,7 @@ def complete_task(session: Session, task_id: int, data: Mapping[str, Any], *, ac
         raise Conflict('该任务已委托他人办理，须待受托人办结交回后再办理。')
     if not scope.can_complete(task):
         raise AccessDenied('该任务已由他人认领，或您不在其候选组中。')
-    workflow, bundle = _restore(session, instance)
+    workflow, bundle = restore_workflow(session, instance)
     info = bundle.user_tasks.get(task.bpmn_id)
     clean = _clean(info.form if info else None, data)
     spiff = workflow.get_task_from_id(UUID(task.spiff_task_id))
@@ -485,7 +489,7 @@ def fire_timers(session: Session, instance_id: int) -> ProcessInstance:
     instance = _lock_instance(session, instance_id)
     if instance.status in ('completed', 'suspended'):
         return instance
-    workflow, bundle = _restore(session, instance)
+    workflow, bundle = restore_workflow(session, instance)
     workflow.refresh_timers()
     _settle(session, instance, workflow, bundle, None)
     return instance
@@ -506,6 +510,6 @@ def task_data(session: Session, task: HumanTask) -> dict[str, Any]:
     instance = session.get(ProcessInstance, task.instance_id)
     if instance is None:
         raise NotFound('流程实例不存在')
-    workflow, _ = _restore(session, instance)
+    workflow, _ = restore_workflow(session, instance)
     spiff = workflow.get_task_from_id(UUID(task.spiff_task_id))
     return dict(spiff.data) if spiff is not None else {}
