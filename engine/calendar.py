@@ -14,7 +14,7 @@ same day, a deeper unit over a shallower one. All days are Asia/Shanghai calenda
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from importlib import metadata
@@ -158,16 +158,38 @@ class WorkCalendar:
 
 # -- loading ------------------------------------------------------------------------------------------
 
-def _read_overrides(session: Session, org_path: str) -> dict[date, bool]:
-    ids = ancestor_ids(org_path)
-    rows = session.execute(
+def _override_rows(session: Session, org_paths: Iterable[str]) -> Sequence[Any]:
+    """The global overrides and those of every unit on the way down to each of ``org_paths``."""
+    ids = set().union(*(ancestor_ids(path) for path in org_paths))
+    return session.execute(
         sa.select(CalendarOverride.day, CalendarOverride.is_workday, OrgUnit.path)
         .outerjoin(OrgUnit, OrgUnit.id == CalendarOverride.org_unit_id)
         .where(sa.or_(CalendarOverride.org_unit_id.is_(None), CalendarOverride.org_unit_id.in_(ids)))
     ).all()
+
+
+def _overrides_of(org_path: str, rows: Iterable[Any]) -> dict[date, bool]:
+    mine = [row for row in rows if row.path is None or org_path.startswith(row.path)]
     # Global first, then shallower units before deeper ones: the most specific override is applied last.
-    ordered = sorted(rows, key=lambda row: len(row.path) if row.path else 0)
+    ordered = sorted(mine, key=lambda row: len(row.path) if row.path else 0)
     return {row.day: row.is_workday for row in ordered}
+
+
+def _read_overrides(session: Session, org_path: str) -> dict[date, bool]:
+    return _overrides_of(org_path, _override_rows(session, [org_path]))
+
+
+def preload_calendars(session: Session, org_paths: Iterable[str]) -> None:
+    """Read the calendars of ``org_paths`` into the session's cache in one query (a list of tasks at many
+    units), so that :func:`load_calendar` then reads nothing."""
+    cache: dict[str, tuple[float, dict[date, bool]]] = session.info.setdefault(_CACHE_KEY, {})
+    stale = {path for path in org_paths
+             if path not in cache or time.monotonic() - cache[path][0] > CALENDAR_CACHE_SECONDS}
+    if not stale:
+        return
+    rows = _override_rows(session, stale)
+    for path in stale:
+        cache[path] = (time.monotonic(), _overrides_of(path, rows))
 
 
 def load_calendar(session: Session, org_path: str = '') -> WorkCalendar:

@@ -20,6 +20,8 @@ TASK_STATUSES = ('open', 'completed', 'cancelled')
 #: Camunda's DelegationState: the delegate works on it (pending), then hands it back to the owner (resolved)
 DELEGATION_STATES = ('pending', 'resolved')
 _OPEN = sa.text("status = 'open'")
+_QUEUE = sa.text("status = 'open' AND assignee_id IS NULL")
+_ASSIGNED = sa.text("status = 'open' AND assignee_id IS NOT NULL")
 #: what a case's 三色 colour adds to its tasks' urgency (``camunda:priority`` steps are of 10)
 COLOUR_WEIGHTS = {'red': 3, 'yellow': 2, 'green': 1}
 
@@ -38,13 +40,17 @@ class HumanTask(Base):
         sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in TASK_STATUSES)})", name='valid_status'),
         sa.UniqueConstraint('instance_id', 'spiff_task_id'),
         # The to-do views read only open rows: partial indexes keep them small however many are done.
+        # 我的待办: assigned rows only, so that "assignee IS NULL" (the group queue) cannot pick it.
         sa.Index('ix_human_tasks_open_assignee', 'assignee_id', 'due_dt', 'id',
-                 postgresql_where=_OPEN, sqlite_where=_OPEN),
+                 postgresql_where=_ASSIGNED, sqlite_where=_ASSIGNED),
         sa.Index('ix_human_tasks_open_group', 'candidate_group', 'org_path', 'due_dt', 'id',
                  postgresql_where=_OPEN, sqlite_where=_OPEN),
         sa.Index('ix_human_tasks_open_due', 'due_dt', 'id', postgresql_where=_OPEN, sqlite_where=_OPEN),
         sa.Index('ix_human_tasks_open_path', 'org_path', 'due_dt', 'id', postgresql_where=_OPEN,
                  sqlite_where=_OPEN),
+        # 组内待认领: only the unassigned rows of a group, so the planner never prefers "assignee IS NULL".
+        sa.Index('ix_human_tasks_open_queue', 'candidate_group', 'org_path', 'due_dt', 'id',
+                 postgresql_where=_QUEUE, sqlite_where=_QUEUE),
         sa.Index('ix_human_tasks_open_case', 'case_id', postgresql_where=_OPEN, sqlite_where=_OPEN),
         sa.Index('ix_human_tasks_completed_by', 'completed_by_id', 'completed_dt', 'id'),
         sa.CheckConstraint("delegation_state IS NULL OR delegation_state IN ('pending', 'resolved')",

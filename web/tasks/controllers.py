@@ -140,14 +140,15 @@ def _list_context(state: ListState, cursor: str | None) -> dict[str, Any]:
             'counts': view_counts(session, scope, task_filter)}
 
 
-def _filter_form(definitions: Sequence[ProcessDefinition], state: ListState) -> dict[str, Any]:
-    """The choices of the filter bar's selects."""
+def _filter_form(definitions: Sequence[ProcessDefinition], state: ListState,
+                 tasks: Sequence[HumanTask]) -> dict[str, Any]:
+    """The choices of the filter bar's selects, and the people the page's tasks may be assigned to."""
     session, scope = db(), current_scope()
     return {'processes': process_choices(definitions),
             'stages': stage_choices(session, definitions, state.criteria.get('process')),
-            'units': unit_choices(session, scope), 'colours': colour_choices(), 'sort_choices': sort_choices(),
-            'share_groups': share_choices(session, scope),
-            'assignees': person_choices(bulk_assignees(session, scope)) if scope.supervisor_paths else []}
+            'units': unit_choices(session, scope, state.criteria.get('org_unit')), 'colours': colour_choices(),
+            'sort_choices': sort_choices(), 'share_groups': share_choices(session, scope),
+            'assignees': person_choices(bulk_assignees(session, scope, tasks)) if scope.supervisor_paths else []}
 
 
 def _list_page(state: ListState, *, cursor: str | None = None,
@@ -165,7 +166,7 @@ def _list_page(state: ListState, *, cursor: str | None = None,
         count_text=count_text, cursor=cursor,
         chips=saved_chips(db(), scope), save_form=save_form, may_assign=bool(scope.supervisor_paths),
         calendar_notice=calendar_notice() if scope.has_role(ADMIN) else None,
-        **context, **_filter_form(context['definitions'], state))
+        **context, **_filter_form(context['definitions'], state, [row.task for row in context['rows']]))
     return html, 400 if context['errors'] or save_form else 200
 
 

@@ -16,10 +16,12 @@ from flask_babel import gettext
 from jinja2 import TemplateNotFound
 from marshmallow import Schema
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import runtime
 from engine import tasks as engine_tasks
 from engine.access import NON_CASE_ROLES, Scope, path_filter
+from engine.calendar import preload_calendars
 from engine.clock import LOCAL_ZONE
 from engine.definitions import process_bundle
 from engine.errors import NotFound, ValidationFailed
@@ -56,18 +58,28 @@ from workflows.shared.id_numbers import mask_id_number
 _FORM_KEY = re.compile(r'^[A-Za-z0-9_.-]{1,128}$')
 
 
-def prefetch(session: Session, tasks: Sequence[HumanTask]) -> None:
-    """Load the cases, units (their own and those escalated to) and people (assignees, delegating owners)
-    of ``tasks`` in three queries.
+#: (relationship, foreign key) of what a to-do row shows, by the model they load
+_ROW_LINKS: dict[type, tuple[tuple[str, str], ...]] = {
+    Case: (('case', 'case_id'),),
+    OrgUnit: (('org_unit', 'org_unit_id'), ('escalated_org_unit', 'escalated_org_unit_id')),
+    User: (('assignee', 'assignee_id'), ('owner', 'owner_id')),
+}
 
-    Many-to-one lazy loads look in the identity map first, so the table then renders without a
-    query per row.
+
+def prefetch(session: Session, tasks: Sequence[HumanTask]) -> None:
+    """Load the cases, units (their own and those escalated to), people (assignees, delegating owners) and
+    calendars of ``tasks`` in four queries, and attach them, so the table renders without a query per row.
+
+    Attached, not merely loaded: the identity map holds objects weakly, and a loaded but unreferenced case
+    would be gone (and lazily loaded again) by the time its row is drawn.
     """
-    units = {t.org_unit_id for t in tasks} | {t.escalated_org_unit_id for t in tasks if t.escalated_org_unit_id}
-    people = {t.assignee_id for t in tasks if t.assignee_id} | {t.owner_id for t in tasks if t.owner_id}
-    for model, ids in ((Case, {t.case_id for t in tasks}), (OrgUnit, units), (User, people)):
-        if ids:
-            session.scalars(sa.select(model).where(model.id.in_(ids))).all()
+    for model, links in _ROW_LINKS.items():
+        ids = {getattr(t, key) for t in tasks for _, key in links} - {None}
+        loaded = {row.id: row for row in session.scalars(sa.select(model).where(model.id.in_(ids)))} if ids else {}
+        for task in tasks:
+            for attribute, key in links:
+                set_committed_value(task, attribute, loaded.get(getattr(task, key)))
+    preload_calendars(session, {task.org_path for task in tasks})
 
 
 def group_names(session: Session, codes: Iterable[str | None]) -> dict[str, str]:
@@ -287,15 +299,27 @@ def stage_choices(session: Session, definitions: Sequence[ProcessDefinition], pr
     return [group for group in groups if group.choices]
 
 
-def unit_choices(session: Session, scope: Scope) -> list[Choice]:
-    """The org-unit select: the units of the user's subtrees, each under its parent, indented."""
+def unit_choices(session: Session, scope: Scope, selected: str | None = None) -> list[Choice]:
+    """The org-unit select: the units of the user's subtrees, each under its parent, indented.
+
+    A subtree of more than ``UNIT_CHOICES_MAX`` units (a city or province) lists the county level and above,
+    plus the unit already chosen: a select of 2,000 townships helps nobody and costs every page.
+    """
     paths = scope.case_paths
     roots = tuple(p for p in paths if not any(p != other and p.startswith(other) for other in paths))
     if not roots:
         return []
-    units = session.scalars(sa.select(OrgUnit).where(path_filter(OrgUnit.path, roots)).order_by(OrgUnit.path))
+    within = path_filter(OrgUnit.path, roots)
+    if (session.scalar(sa.select(sa.func.count()).select_from(
+            sa.select(OrgUnit.id).where(within).limit(UNIT_CHOICES_MAX + 1).subquery())) or 0) > UNIT_CHOICES_MAX:
+        within = sa.and_(within, sa.or_(OrgUnit.level != 'township', OrgUnit.code == (selected or '')))
+    units = session.scalars(sa.select(OrgUnit).where(within).order_by(OrgUnit.path))
     top = min(root.count('/') for root in roots)
     return [Choice(unit.code, '\u3000' * (unit.path.count('/') - top) + unit.name) for unit in units]
+
+
+#: beyond this many units in the user's subtrees, the org-unit select stops at the county level
+UNIT_CHOICES_MAX = 300
 
 
 def sort_choices() -> list[Choice]:
@@ -405,15 +429,27 @@ def delegate_candidates(session: Session, task: HumanTask, me: int) -> list[User
                                                  User.id != me))))
 
 
-def bulk_assignees(session: Session, scope: Scope) -> list[User]:
-    """Whom a supervisor may pick for 批量指派: active case workers of the subtrees they supervise.
+def _ancestors(path: str) -> list[str]:
+    """``/1/4/9/`` → ``/1/``, ``/1/4/``, ``/1/4/9/``: the unit's path and those of the units above it."""
+    parts = path.strip('/').split('/')
+    return ['/' + '/'.join(parts[:i]) + '/' for i in range(1, len(parts) + 1)]
+
+
+def bulk_assignees(session: Session, scope: Scope, tasks: Sequence[HumanTask]) -> list[User]:
+    """Whom a supervisor may pick for 批量指派: the candidates of the tasks on the page, within the subtrees
+    they supervise (never every worker of a province: the page's tasks bound the query).
 
     The engine still checks each task: the person must hold that task's group at its unit.
     """
-    if not scope.supervisor_paths:
+    wanted: dict[str, set[str]] = {}
+    for task in tasks:
+        if task.candidate_group and scope.can_assign(task):
+            wanted.setdefault(task.candidate_group, set()).update(_ancestors(task.org_path))
+    if not wanted:
         return []
-    return list(session.scalars(_members(sa.and_(Group.code.not_in(NON_CASE_ROLES),
-                                                 path_filter(OrgUnit.path, scope.supervisor_paths)))))
+    # One (group, units) pair per group, unit paths listed outright: a handful of index lookups.
+    holders = [sa.and_(Group.code == group, OrgUnit.path.in_(sorted(paths))) for group, paths in wanted.items()]
+    return list(session.scalars(_members(sa.or_(*holders))))
 
 
 def person_choices(users: Sequence[User]) -> list[Choice]:
