@@ -22,6 +22,7 @@ DELEGATION_STATES = ('pending', 'resolved')
 _OPEN = sa.text("status = 'open'")
 _QUEUE = sa.text("status = 'open' AND assignee_id IS NULL")
 _ASSIGNED = sa.text("status = 'open' AND assignee_id IS NOT NULL")
+_ESCALATED = sa.text("status = 'open' AND escalated_to_group IS NOT NULL")
 #: what a case's 三色 colour adds to its tasks' urgency (``camunda:priority`` steps are of 10)
 COLOUR_WEIGHTS = {'red': 3, 'yellow': 2, 'green': 1}
 
@@ -51,6 +52,13 @@ class HumanTask(Base):
         # 组内待认领: only the unassigned rows of a group, so the planner never prefers "assignee IS NULL".
         sa.Index('ix_human_tasks_open_queue', 'candidate_group', 'org_path', 'due_dt', 'id',
                  postgresql_where=_QUEUE, sqlite_where=_QUEUE),
+        # 升级给我, the 按紧急程度 sort and the colour filter over a city's or province's open tasks.
+        sa.Index('ix_human_tasks_open_escalated', 'escalated_to_group', 'escalated_org_unit_id', 'due_dt', 'id',
+                 postgresql_where=_ESCALATED, sqlite_where=_ESCALATED),
+        sa.Index('ix_human_tasks_open_priority', 'priority', 'due_dt', 'id',
+                 postgresql_where=_OPEN, sqlite_where=_OPEN),
+        sa.Index('ix_human_tasks_open_colour', 'risk_colour', 'due_dt', 'id', postgresql_where=_OPEN,
+                 sqlite_where=_OPEN),
         sa.Index('ix_human_tasks_open_case', 'case_id', postgresql_where=_OPEN, sqlite_where=_OPEN),
         sa.Index('ix_human_tasks_completed_by', 'completed_by_id', 'completed_dt', 'id'),
         sa.CheckConstraint("delegation_state IS NULL OR delegation_state IN ('pending', 'resolved')",
