@@ -26,16 +26,28 @@ def fresh_database(backend: str) -> str:
         url = f'sqlite:///{tempfile.mkdtemp(prefix="fq-bench-")}/bench.db'
     else:
         url = PG_URL
-        admin = create_db_engine(url.rsplit('/', 1)[0] + '/postgres', isolation_level='AUTOCOMMIT')
-        name = url.rsplit('/', 1)[1]
-        with admin.connect() as conn:
+        create_postgres_database(url, drop=True)
+    migrate(url)
+    return url
+
+
+def create_postgres_database(url: str, *, drop: bool = False) -> None:
+    """Create the PostgreSQL database named by ``url`` if it is missing (first dropping it if ``drop``)."""
+    admin = create_db_engine(url.rsplit('/', 1)[0] + '/postgres', isolation_level='AUTOCOMMIT')
+    name = url.rsplit('/', 1)[1]
+    with admin.connect() as conn:
+        if drop:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS {name}'))
+        if not conn.execute(sa.text('SELECT 1 FROM pg_database WHERE datname = :name'), {'name': name}).first():
             conn.execute(sa.text(f'CREATE DATABASE {name}'))
-        admin.dispose()
+    admin.dispose()
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema through the real migrations."""
     cfg = AlembicConfig(str(ROOT / 'alembic.ini'))
     cfg.set_main_option('sqlalchemy.url', url)
     command.upgrade(cfg, 'head')
-    return url
 
 
 @dataclass
@@ -70,6 +82,20 @@ def measure(operation: Callable[[int], None], repetitions: int) -> Timing:
         cpu.append(time.process_time() - c)
         wall.append(time.perf_counter() - w)
     return Timing(wall, cpu)
+
+
+def measure_interleaved(operations: dict[str, Callable[[int], None]], repetitions: int) -> dict[str, Timing]:
+    """Time several operations round by round (one call of each per round), so that load from elsewhere on
+    the machine falls on all of them alike and their ratios stay fair."""
+    wall: dict[str, list[float]] = {name: [] for name in operations}
+    cpu: dict[str, list[float]] = {name: [] for name in operations}
+    for index in range(repetitions):
+        for name, operation in operations.items():
+            w, c = time.perf_counter(), time.process_time()
+            operation(index)
+            cpu[name].append(time.process_time() - c)
+            wall[name].append(time.perf_counter() - w)
+    return {name: Timing(wall[name], cpu[name]) for name in operations}
 
 
 def print_table(title: str, rows: list[tuple[str, Timing]], baseline: str) -> None:
