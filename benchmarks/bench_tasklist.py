@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import hashlib
 import itertools
 import json
 import os
@@ -35,6 +36,7 @@ import random
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
@@ -609,7 +611,8 @@ marker_metadata = sa.MetaData()
 marker = sa.Table('bench_tasklist_dataset', marker_metadata,
                   sa.Column('spec', sa.Text, nullable=False),
                   sa.Column('reference', sa.String(40), nullable=False),
-                  sa.Column('load_seconds', sa.Float, nullable=False))
+                  sa.Column('load_seconds', sa.Float, nullable=False),
+                  sa.Column('migrations', sa.Text, nullable=True))
 
 
 @dataclass(frozen=True)
@@ -623,24 +626,79 @@ class Dataset:
     reused: bool
 
 
-def cached_dataset(backend: str, spec: DatasetSpec) -> Dataset | None:
-    """The database of ``spec`` on ``backend`` if a complete one is there."""
+def migration_hashes() -> dict[str, str]:
+    """Each migration file's SHA-256: a cached copy stays usable only while the files it ran are unchanged."""
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted((ROOT / 'migrations' / 'versions').glob('*.py'))}
+
+
+def cached_dataset(backend: str, spec: DatasetSpec) -> tuple[Dataset | None, str]:
+    """The database of ``spec`` on ``backend`` if a complete one is there, else None and why not."""
     url = spec.url(backend)
     if backend == 'sqlite' and not Path(url.removeprefix('sqlite:///')).exists():
-        return None
+        return None, 'no cached copy'
     if backend == 'postgresql':
         create_postgres_database(url)
     engine = create_db_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
             if not sa.inspect(conn).has_table(marker.name):
-                return None
+                return None, 'no cached copy'
+            if 'migrations' not in {c['name'] for c in sa.inspect(conn).get_columns(marker.name)}:
+                return None, 'the cached copy predates the record of its migrations'
             row = conn.execute(sa.select(marker).where(marker.c.spec == spec.key())).first()
     finally:
         engine.dispose()
     if row is None:
-        return None
-    return Dataset(backend, url, datetime.fromisoformat(row.reference), row.load_seconds, reused=True)
+        return None, 'no cached copy of these parameters'
+    current = migration_hashes()
+    changed = sorted(name for name, digest in json.loads(row.migrations or '{}').items() if current.get(name) != digest)
+    if changed or not row.migrations:
+        return None, f'migrations edited since the data was loaded: {", ".join(changed) or "unknown"}'
+    return Dataset(backend, url, datetime.fromisoformat(row.reference), row.load_seconds, reused=True), ''
+
+
+def refresh(data: Dataset) -> str:
+    """Bring a cached copy to head (new migrations apply to it); return what makes it unusable, if anything."""
+    before = schema_revision(data.url)
+    migrate(data.url)
+    if schema_revision(data.url) != before:
+        analyze(data.url)
+    missing, extra = index_drift(data.url)
+    if missing or extra:
+        return f'its indexes differ from the migrations\' (missing {missing}, extra {extra})'
+    engine = create_db_engine(data.url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.execute(marker.update().values(migrations=json.dumps(migration_hashes())))
+    engine.dispose()
+    return ''
+
+
+_reference_indexes: dict[str, set[str]] = {}
+
+
+def index_drift(url: str) -> tuple[list[str], list[str]]:
+    """The ``ix_`` indexes of the bulk tables that the migrations create but ``url`` lacks, and the other way
+    round (an index added by hand to try something)."""
+    if not _reference_indexes:
+        with tempfile.TemporaryDirectory() as tmp:
+            reference = f'sqlite:///{tmp}/reference.db'
+            migrate(reference)
+            _reference_indexes.update(_indexes(reference))
+    found = _indexes(url)
+    missing = sorted(n for t in BULK_TABLES for n in _reference_indexes[t] - found[t])
+    extra = sorted(n for t in BULK_TABLES for n in found[t] - _reference_indexes[t])
+    return missing, extra
+
+
+def _indexes(url: str) -> dict[str, set[str]]:
+    engine = create_db_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        names = {table: {str(i['name']) for i in inspector.get_indexes(table) if str(i['name']).startswith('ix_')}
+                 for table in BULK_TABLES}
+    engine.dispose()
+    return names
 
 
 def build_dataset(backend: str, spec: DatasetSpec) -> Dataset:
@@ -663,7 +721,8 @@ def build_dataset(backend: str, spec: DatasetSpec) -> Dataset:
     marker_metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(marker.delete())
-        conn.execute(marker.insert().values(spec=spec.key(), reference=reference.isoformat(), load_seconds=seconds))
+        conn.execute(marker.insert().values(spec=spec.key(), reference=reference.isoformat(), load_seconds=seconds,
+                                            migrations=json.dumps(migration_hashes())))
     engine.dispose()
     return Dataset(backend, url, reference, seconds, reused=False)
 
@@ -687,15 +746,15 @@ def _load(loader: BulkLoader, spec: DatasetSpec, processes: dict[str, Process], 
 
 
 def dataset(backend: str, spec: DatasetSpec, *, rebuild: bool) -> Dataset:
-    """The cached database of ``spec`` on ``backend``, built first if missing; migrated to head either way."""
-    found = None if rebuild else cached_dataset(backend, spec)
-    if found is not None:
-        before = schema_revision(found.url)
-        migrate(found.url)  # a new migration (an index, say) applies to the cached data too
-        if schema_revision(found.url) != before:
-            analyze(found.url)
-        return found
-    print(f'Generating {spec.tasks:,} tasks and {spec.users:,} users on {backend} …', flush=True)
+    """The cached database of ``spec`` on ``backend``, migrated to head; generated first if missing or stale."""
+    reason = 'asked to rebuild'
+    if not rebuild:
+        found, reason = cached_dataset(backend, spec)
+        if found is not None:
+            reason = refresh(found)
+            if not reason:
+                return found
+    print(f'Generating {spec.tasks:,} tasks and {spec.users:,} users on {backend} ({reason}) …', flush=True)
     return build_dataset(backend, spec)
 
 
