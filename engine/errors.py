@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.lint import ValidationReport
 
 
 class EngineError(Exception):
@@ -55,14 +58,33 @@ class ValidationFailed(EngineError):
 class DeploymentRejected(EngineError):
     """A BPMN/DMN source failed validation; nothing was stored.
 
-    :param problems: list of ``{"element": id or None, "message": text}``
+    :param problems: list of ``{"element": id or None, "message": text}`` (the parser adds the
+        ``"rule"`` that found each)
+    :param report: the whole validation report, when a deployment made one (errors and warnings)
     """
 
     code = 'invalid_definition'
 
-    def __init__(self, message: str, problems: list[dict[str, Any]]) -> None:
+    def __init__(self, message: str, problems: list[dict[str, Any]], report: ValidationReport | None = None) -> None:
         super().__init__(message)
         self.problems = problems
+        self.report = report
+
+
+class WarningsNotAccepted(EngineError):
+    """A BPMN/DMN source has no errors but has warnings the deployer did not accept; nothing was stored.
+
+    The API answers 409: the source is fine as it is, the request only lacks the designer's
+    ``accept_warnings``; repeating it with that set deploys.
+
+    :param report: the validation report (no errors, some warnings)
+    """
+
+    code = 'warnings_not_accepted'
+
+    def __init__(self, message: str, report: ValidationReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class ScriptRefused(EngineError):

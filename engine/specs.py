@@ -30,6 +30,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
@@ -80,6 +81,26 @@ MAX_SOURCE_BYTES: Final = 5 * 1024 * 1024
 SPEC_CACHE_SIZE: Final = 256
 #: At most this many problems are reported; a garbage upload can produce thousands of schema errors.
 MAX_PROBLEMS: Final = 100
+
+# The rule each problem is reported under (see engine.lint, which describes them).
+RULE_PARSE: Final = 'parse'
+RULE_SCHEMA: Final = 'schema'
+RULE_EXECUTABLE: Final = 'executable-process'
+RULE_UNSUPPORTED: Final = 'unsupported-element'
+RULE_COMPLEX_GATEWAY: Final = 'no-complex-gateway'
+RULE_EXTENSION: Final = 'unsupported-extension'
+RULE_SERVICE_TASK: Final = 'service-task'
+RULE_PRIORITY: Final = 'user-task-priority'
+RULE_ASSIGNEE: Final = 'user-task-assignee'
+RULE_DEADLINE: Final = 'user-task-deadline'
+RULE_CONDITION_PLACEMENT: Final = 'condition-placement'
+RULE_EXPRESSION: Final = 'expression'
+RULE_TIMER: Final = 'timer'
+RULE_DECISION_REF: Final = 'decision-ref'
+RULE_CALL_ACTIVITY: Final = 'call-activity'
+RULE_FORM: Final = 'form'
+RULE_UNREACHABLE: Final = 'unreachable'
+RULE_DMN: Final = 'dmn'
 
 _NS: Final = {'bpmn': BPMN_NS, 'camunda': CAMUNDA_NS}
 
@@ -177,7 +198,7 @@ _CONTAINERS: Final = frozenset({'process', 'subProcess', 'transaction', 'adHocSu
 
 # Children a process or subprocess may have that are not flow nodes; anything else in the BPMN
 # namespace is a flow node type (or a schema error the XSD check reports).
-_NON_FLOW_CHILDREN: Final = frozenset({
+NON_FLOW_CHILDREN: Final = frozenset({
     'documentation', 'extensionElements', 'auditing', 'monitoring', 'categoryValueRef',
     'supportedInterfaceRef', 'ioSpecification', 'ioBinding', 'property', 'laneSet', 'sequenceFlow',
     'dataObject', 'dataObjectReference', 'dataStoreReference', 'textAnnotation', 'association', 'group',
@@ -321,6 +342,49 @@ def parse_definition(source: bytes | str, *, dmn_sources: Sequence[bytes | str] 
     raise _rejected(root.get('id'), _(MSG_WRONG_ROOT).format(tag=root.tag))
 
 
+def unsupported_rule(local: str) -> str:
+    """The rule an element type the engine cannot run is reported under.
+
+    :param local: the BPMN local name, e.g. ``complexGateway``
+    """
+    return RULE_COMPLEX_GATEWAY if local == 'complexGateway' else RULE_UNSUPPORTED
+
+
+def supported_flow_nodes() -> frozenset[str]:
+    """Local names of the BPMN flow node types the engine's parser can run."""
+    return _FLOW_NODES
+
+
+def supported_event_definitions(local: str) -> frozenset[str] | None:
+    """Event definitions the engine implements on an event of type ``local``; None: not an event."""
+    return _EVENT_DEFINITIONS.get(local)
+
+
+def main_process_id(root: Element) -> str | None:
+    """The id of the one executable process nothing in ``root`` calls, or None if there is not one."""
+    processes = {p.get('id'): p for p in _bpmn_children(root, 'process') if p.get('id')}
+    return _main_process(root, processes, _Problems())
+
+
+def scoped_processes(root: Element) -> list[Element]:
+    """The processes a deployment of ``root`` runs: the main one first, then those it calls.
+
+    When the file has no single main process (none is executable, or several are), every process
+    in it, so that a report can still say what is wrong with each.
+    """
+    processes = {p.get('id'): p for p in _bpmn_children(root, 'process') if p.get('id')}
+    main_id = _main_process(root, processes, _Problems())
+    return _relevant_processes(main_id, processes) if main_id is not None else list(processes.values())
+
+
+def read_xml(source: bytes | str) -> Element:
+    """Parse untrusted XML the way :func:`parse_definition` does (no DTD, entities or network).
+
+    :raise DeploymentRejected: too large, empty, a DOCTYPE, or not well-formed
+    """
+    return _parse_xml(source)
+
+
 def checksum(source: bytes | str) -> str:
     """SHA-256 of the exact source bytes (``str`` as UTF-8), as 64 hex digits.
 
@@ -413,20 +477,36 @@ class SpecCache:
 
 
 class _Problems:
-    """Collects problems so a designer sees all of them after one deployment attempt."""
+    """Collects problems so a designer sees all of them after one deployment attempt.
 
-    def __init__(self) -> None:
+    Each problem also names the check that found it (``rule``), so that :mod:`engine.lint` can put
+    these hard failures into the same report as its own findings.
+
+    :param rule: the rule of problems added without one
+    """
+
+    def __init__(self, rule: str = RULE_PARSE) -> None:
         self.items: list[Problem] = []
+        self.rule = rule
         self._seen: set[tuple[str | None, str]] = set()
 
     def __bool__(self) -> bool:
         return bool(self.items)
 
-    def add(self, element: str | None, message: str) -> None:
+    def add(self, element: str | None, message: str, rule: str | None = None) -> None:
         key = (element or None, message)
         if key not in self._seen:
             self._seen.add(key)
-            self.items.append({'element': key[0], 'message': message})
+            self.items.append({'element': key[0], 'message': message, 'rule': rule or self.rule})
+
+    @contextmanager
+    def using(self, rule: str) -> Iterator[None]:
+        """Problems added inside the block without a rule of their own are ``rule``'s."""
+        previous, self.rule = self.rule, rule
+        try:
+            yield
+        finally:
+            self.rule = previous
 
     def names(self, element: str | None) -> bool:
         return any(problem['element'] == element for problem in self.items)
@@ -438,13 +518,13 @@ class _Problems:
     def reject(self) -> NoReturn:
         items = self.items[:MAX_PROBLEMS]
         if len(self.items) > MAX_PROBLEMS:
-            items.append({'element': None,
+            items.append({'element': None, 'rule': RULE_PARSE,
                           'message': _(MSG_TOO_MANY).format(count=len(self.items) - MAX_PROBLEMS)})
         raise DeploymentRejected(_(MSG_REJECTED), items)
 
 
-def _rejected(element: str | None, message: str) -> DeploymentRejected:
-    return DeploymentRejected(_(MSG_REJECTED), [{'element': element or None, 'message': message}])
+def _rejected(element: str | None, message: str, rule: str = RULE_PARSE) -> DeploymentRejected:
+    return DeploymentRejected(_(MSG_REJECTED), [{'element': element or None, 'message': message, 'rule': rule}])
 
 
 # -- safe XML ---------------------------------------------------------------------------------
@@ -511,7 +591,7 @@ def _check_schema(root: Element, xsd_path: str, standard: str, problems: _Proble
         element = _element_at(root, path, line, prefixes)
         text = message.replace('{' + BPMN_NS + '}', 'bpmn:')
         problems.add(element.get('id') if element is not None else None,
-                     _(MSG_SCHEMA).format(line=line, standard=standard, error=text))
+                     _(MSG_SCHEMA).format(line=line, standard=standard, error=text), RULE_SCHEMA)
 
 
 def _element_at(root: Element, path: str | None, line: int, prefixes: dict[str, str]) -> Element | None:
@@ -582,8 +662,10 @@ def _parse_bpmn(root: Element, dmn_sources: Sequence[bytes | str], filename: str
 
     by_id = {el.get('id'): el for el in root.iter() if isinstance(el.tag, str) and el.get('id')}
     _check_structure(relevant, processes, by_id, parser, problems)
-    _check_expressions(relevant, problems)
-    forms, start_form = _read_forms(relevant, processes[main_id], problems)
+    with problems.using(RULE_EXPRESSION):
+        _check_expressions(relevant, problems)
+    with problems.using(RULE_FORM):
+        forms, start_form = _read_forms(relevant, processes[main_id], problems)
     _check_deadline_properties(relevant, problems)
 
     specs = _spiff_parse(parser, root, main_id, filename, problems)
@@ -616,12 +698,12 @@ def _main_process(root: Element, processes: dict[str, Element], problems: _Probl
     if len(candidates) == 1:
         return candidates[0]
     if not executable:
-        problems.add(None, _(MSG_NO_EXECUTABLE))
+        problems.add(None, _(MSG_NO_EXECUTABLE), RULE_EXECUTABLE)
     elif not candidates:
-        problems.add(None, _(MSG_ALL_CALLED))
+        problems.add(None, _(MSG_ALL_CALLED), RULE_EXECUTABLE)
     else:
         for pid in candidates:
-            problems.add(pid, _(MSG_AMBIGUOUS).format(ids='、'.join(candidates)))
+            problems.add(pid, _(MSG_AMBIGUOUS).format(ids='、'.join(candidates)), RULE_EXECUTABLE)
     return None
 
 
@@ -644,7 +726,7 @@ def _flow_nodes(process: Element) -> Iterator[Element]:
     """Every flow node of a process, subprocesses' contents included."""
     for container in _containers(process):
         for child in container:
-            if _local(child) and _local(child) not in _NON_FLOW_CHILDREN:
+            if _local(child) and _local(child) not in NON_FLOW_CHILDREN:
                 yield child
 
 
@@ -671,11 +753,11 @@ def _check_structure(relevant: list[Element], processes: dict[str, Element], by_
     for process in relevant:
         for name in sorted(_IGNORED_CAMUNDA_PROCESS_ATTRIBUTES):
             if process.get(f'{{{CAMUNDA_NS}}}{name}') is not None:
-                problems.add(process.get('id'), _(MSG_IGNORED_PROCESS_ATTRIBUTE).format(name=name))
+                problems.add(process.get('id'), _(MSG_IGNORED_PROCESS_ATTRIBUTE).format(name=name), RULE_EXTENSION)
         for node in _flow_nodes(process):
             local, node_id = _local(node), node.get('id')
             if local not in _FLOW_NODES:
-                problems.add(node_id, _(MSG_UNSUPPORTED_ELEMENT).format(tag=f'bpmn:{local}'))
+                problems.add(node_id, _(MSG_UNSUPPORTED_ELEMENT).format(tag=f'bpmn:{local}'), unsupported_rule(local))
                 continue
             if local in _EVENT_DEFINITIONS:
                 for child in node:
@@ -683,19 +765,19 @@ def _check_structure(relevant: list[Element], processes: dict[str, Element], by_
                     if ((child_local.endswith('EventDefinition') or child_local == 'eventDefinitionRef')
                             and child_local not in _EVENT_DEFINITIONS[local]):
                         problems.add(node_id, _(MSG_UNSUPPORTED_EVENT_DEFINITION).format(
-                            tag=f'bpmn:{local}', definition=f'bpmn:{child_local}'))
+                            tag=f'bpmn:{local}', definition=f'bpmn:{child_local}'), RULE_UNSUPPORTED)
             if local == 'serviceTask':
                 _check_service_task(node, problems)
             ignored = _IGNORED_CAMUNDA_ATTRIBUTES - _SUPPORTED_ATTRIBUTES.get(local, frozenset())
             for name in sorted(ignored):
                 if node.get(f'{{{CAMUNDA_NS}}}{name}') is not None:
-                    problems.add(node_id, _(MSG_IGNORED_ATTRIBUTE).format(name=name))
+                    problems.add(node_id, _(MSG_IGNORED_ATTRIBUTE).format(name=name), RULE_EXTENSION)
             priority = node.get(f'{{{CAMUNDA_NS}}}priority')
             if local == 'userTask' and priority is not None and not _PRIORITY.match(priority.strip()):
-                problems.add(node_id, _(MSG_PRIORITY))
+                problems.add(node_id, _(MSG_PRIORITY), RULE_PRIORITY)
             groups = node.get(f'{{{CAMUNDA_NS}}}candidateGroups') or ''
             if '${' in groups or '#{' in groups:
-                problems.add(node_id, _(MSG_CANDIDATE_EXPRESSION))
+                problems.add(node_id, _(MSG_CANDIDATE_EXPRESSION), RULE_ASSIGNEE)
             if local == 'businessRuleTask':
                 _check_decision_ref(node, parser, problems)
             elif local == 'callActivity':
@@ -711,9 +793,9 @@ def _check_structure(relevant: list[Element], processes: dict[str, Element], by_
                     continue
                 qname = etree.QName(child)
                 if qname.namespace == ZEEBE_NS:
-                    problems.add(owner_id, _(MSG_ZEEBE).format(name=qname.localname))
+                    problems.add(owner_id, _(MSG_ZEEBE).format(name=qname.localname), RULE_EXTENSION)
                 elif qname.namespace == CAMUNDA_NS and qname.localname in _IGNORED_CAMUNDA_EXTENSIONS:
-                    problems.add(owner_id, _(MSG_IGNORED_EXTENSION).format(name=qname.localname))
+                    problems.add(owner_id, _(MSG_IGNORED_EXTENSION).format(name=qname.localname), RULE_EXTENSION)
 
         for flow in process.iter(f'{{{BPMN_NS}}}sequenceFlow'):
             condition = flow.find('bpmn:conditionExpression', _NS)
@@ -724,9 +806,9 @@ def _check_structure(relevant: list[Element], processes: dict[str, Element], by_
                 continue  # the schema or SpiffWorkflow reports a dangling sourceRef
             if _local(source) not in _CONDITIONAL_GATEWAYS:
                 problems.add(flow.get('id'), _(MSG_CONDITION_NOT_FROM_GATEWAY).format(
-                    source=source.get('name') or source.get('id')))
+                    source=source.get('name') or source.get('id')), RULE_CONDITION_PLACEMENT)
             elif source.get('default') == flow.get('id'):
-                problems.add(flow.get('id'), _(MSG_CONDITION_ON_DEFAULT))
+                problems.add(flow.get('id'), _(MSG_CONDITION_ON_DEFAULT), RULE_CONDITION_PLACEMENT)
 
 
 def _find_by_id(scope: Element, element_id: str | None) -> Element | None:
@@ -740,26 +822,26 @@ def _check_service_task(node: Element, problems: _Problems) -> None:
     """A service task must be an external task whose topic names a registered operation."""
     topic = node.get(f'{{{CAMUNDA_NS}}}topic') or ''
     if node.get(f'{{{CAMUNDA_NS}}}type') != 'external' or not is_registered(topic):
-        problems.add(node.get('id'), _(MSG_SERVICE_TASK).format(topic=topic))
+        problems.add(node.get('id'), _(MSG_SERVICE_TASK).format(topic=topic), RULE_SERVICE_TASK)
 
 
 def _check_decision_ref(node: Element, parser: CamundaParser, problems: _Problems) -> None:
     ref = node.get(f'{{{CAMUNDA_NS}}}decisionRef')
     if not ref:
-        problems.add(node.get('id'), _(MSG_DECISION_REF_MISSING))
+        problems.add(node.get('id'), _(MSG_DECISION_REF_MISSING), RULE_DECISION_REF)
     elif ref not in parser.dmn_parsers:
         known = '、'.join(sorted(parser.dmn_parsers)) or _(_NONE)
-        problems.add(node.get('id'), _(MSG_DECISION_REF_UNKNOWN).format(ref=ref, known=known))
+        problems.add(node.get('id'), _(MSG_DECISION_REF_UNKNOWN).format(ref=ref, known=known), RULE_DECISION_REF)
 
 
 def _check_called_element(node: Element, processes: dict[str, Element], problems: _Problems) -> None:
     ref = node.get('calledElement')
     if not ref:
-        problems.add(node.get('id'), _(MSG_CALLED_ELEMENT_MISSING))
+        problems.add(node.get('id'), _(MSG_CALLED_ELEMENT_MISSING), RULE_CALL_ACTIVITY)
     elif ref not in processes:
-        problems.add(node.get('id'), _(MSG_CALLED_ELEMENT_UNKNOWN).format(ref=ref))
+        problems.add(node.get('id'), _(MSG_CALLED_ELEMENT_UNKNOWN).format(ref=ref), RULE_CALL_ACTIVITY)
     elif processes[ref].get('isExecutable') == 'false':
-        problems.add(node.get('id'), _(MSG_CALLED_NOT_EXECUTABLE).format(ref=ref))
+        problems.add(node.get('id'), _(MSG_CALLED_NOT_EXECUTABLE).format(ref=ref), RULE_CALL_ACTIVITY)
 
 
 # -- expressions ------------------------------------------------------------------------------
@@ -818,7 +900,8 @@ def _check_expressions(relevant: list[Element], problems: _Problems) -> None:
         _check_expression(scripts[0].text, task_id, _(_WHAT_SCRIPT), problems, script=True)
 
     for definition in _descendants(relevant, 'timerEventDefinition'):
-        _check_timer(definition, problems)
+        with problems.using(RULE_TIMER):
+            _check_timer(definition, problems)
 
     for definition in _descendants(relevant, 'conditionalEventDefinition'):
         event_id = definition.getparent().get('id')
@@ -953,7 +1036,7 @@ def _check_reachable(relevant: list[Element], specs: tuple[BpmnProcessSpec, dict
         for node in _flow_nodes(process):
             node_id = node.get('id')
             if _local(node) in _FLOW_NODES and node_id not in parsed and not problems.names(node_id):
-                problems.add(node_id, _(MSG_UNREACHABLE).format(tag=node.get('name') or node_id))
+                problems.add(node_id, _(MSG_UNREACHABLE).format(tag=node.get('name') or node_id), RULE_UNREACHABLE)
 
 
 def _participant_name(root: Element, process_id: str) -> str | None:
@@ -978,7 +1061,7 @@ def _check_deadline_properties(relevant: list[Element], problems: _Problems) -> 
 
     for node in _descendants(relevant, 'userTask'):
         for message in check_task_properties(_task_properties(node)):
-            problems.add(node.get('id'), message)
+            problems.add(node.get('id'), message, RULE_DEADLINE)
 
 
 def _user_tasks(relevant: list[Element], specs: dict[str, BpmnProcessSpec],
@@ -1035,8 +1118,8 @@ def _dmn_child(element: Element, ns: str, local: str) -> list[Element]:
 def _parse_dmn(root: Element, filename: str) -> DecisionBundle:
     ns = etree.QName(root).namespace
     if not _dmn_prefix_ok(root):
-        raise _rejected(root.get('id'), _(MSG_DMN_PREFIX))
-    problems = _Problems()
+        raise _rejected(root.get('id'), _(MSG_DMN_PREFIX), RULE_DMN)
+    problems = _Problems(RULE_DMN)
     _check_schema(root, DMN_SCHEMAS[ns], 'DMN XML', problems)
 
     decisions = _dmn_child(root, ns, 'decision')

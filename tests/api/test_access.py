@@ -46,6 +46,8 @@ ENDPOINTS = [
     Endpoint('api.list_definitions', 'get', '/definitions', _statuses(401, 200, 200, 200, 200)),
     Endpoint('api.deploy_definition', 'post', '/definitions', _statuses(401, 403, 403, 403, 200),
              body=lambda people: {'source': DEMO_SOURCE}),
+    Endpoint('api.validate_definition', 'post', '/definitions/validate', _statuses(401, 403, 403, 403, 200),
+             body=lambda people: {'source': DEMO_SOURCE}),
     Endpoint('api.list_cases', 'get', '/cases', _statuses(401, 200, 200, 200, 200)),
     Endpoint('api.start_case', 'post', '/cases', _statuses(401, 201, 201, 201, 403),
              body=lambda people: {'process_key': 'demo_intake', 'data': START}),

@@ -37,6 +37,7 @@ FAULTY = """<?xml version="1.0" encoding="UTF-8"?>
         <camunda:formData>
           <camunda:formField id="n" label="除数" type="long" />
         </camunda:formData>
+        <camunda:properties><camunda:property name="deadline" value="365 calendar_days" /></camunda:properties>
       </bpmn:extensionElements>
       <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
     </bpmn:userTask>
@@ -158,7 +159,7 @@ def test_concurrent_completions_one_wins_one_conflicts(app: Flask, case: dict[st
 
 def test_workflow_fault_is_422_rolled_back_and_recorded(as_user: Callable[[str | None], Api],
                                                         people: dict[str, User], session: Session) -> None:
-    deploy(session, FAULTY, actor=None)
+    deploy(session, FAULTY, actor=None, accept_warnings=True)
     session.commit()
     staff = as_user('staff')
     started = staff.post('/cases', {'process_key': 'faulty', 'data': {}})

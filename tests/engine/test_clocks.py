@@ -51,7 +51,8 @@ def accepted(session: Session, org: Org, people: dict[str, User], clock: FrozenC
     case, [accept] = runtime.start_case(session, 'mediation_clock', {'applied_on': '2025-09-25'},
                                         actor=people['mediator'], org_unit=org.county)
     session.commit()
-    assert accept.due_dt is None
+    # 受理 has its own deadline: 3 working days from the application (Sunday 09-28 is a 调休 working day)
+    assert local(accept.due_dt) == '2025-09-29 23:59:59'
     return case, _complete(session, accept, people['mediator'], accepted_on='2025-09-26')
 
 

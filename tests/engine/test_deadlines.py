@@ -279,7 +279,7 @@ _BAD = """<?xml version="1.0" encoding="UTF-8"?>
   <bpmn:process id="bad_deadline" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
     <bpmn:userTask id="assess" name="调查评估" camunda:candidateGroups="township_staff">
-      <bpmn:extensionElements><camunda:properties>
+      <bpmn:extensionElements><camunda:formData /><camunda:properties>
         <camunda:property name="deadline" value="10 fortnights" />
         <camunda:property name="reminders" value="-5wd,tomorrow" />
       </camunda:properties></bpmn:extensionElements>

@@ -119,8 +119,13 @@ def test_expedited_case_skips_rungs_already_behind(session: Session, org: Org, p
     ]
 
 
-def test_task_without_deadline_has_no_due_date_or_jobs(session: Session, assess: HumanTask,
-                                                       people: dict[str, User]) -> None:
+def test_task_without_deadline_has_no_due_date_or_jobs(session: Session, org: Org, people: dict[str, User],
+                                                       clock: FrozenClock,
+                                                       deploy_legacy: Callable[..., object]) -> None:
+    # 归档's deadline is the fixture's only 365-day one; versions deployed before deadlines were
+    # required still run tasks without one.
+    deploy_legacy(ASSESSMENT, remove=['<camunda:property name="deadline" value="365 calendar_days" />'])
+    assess = _start(session, org, people)
     _, [archive] = runtime.complete_task(session, assess.id, {'opinion': '适用社区矫正'}, actor=people['staff'],
                                          scope=load_scope(session, people['staff']))
     session.commit()

@@ -14,6 +14,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
 from engine.errors import DeploymentRejected
+from engine.lint import RULES
 from engine.sandbox import SandboxedScriptEngine
 from engine.specs import (
     MAX_SOURCE_BYTES,
@@ -81,8 +82,9 @@ def rejected(source: bytes | str, dmn_sources: Sequence[bytes] = ()) -> list[dic
     problems = caught.value.problems
     assert problems
     for problem in problems:
-        assert set(problem) == {'element', 'message'}
+        assert set(problem) == {'element', 'message', 'rule'}
         assert isinstance(problem['message'], str) and problem['message']
+        assert problem['rule'] in RULES  # every hard check reports under a described rule
     return problems
 
 
@@ -281,7 +283,7 @@ def test_malformed_xml_names_the_line() -> None:
 
 @pytest.mark.parametrize('source', [b'', b'   \n  ', ''])
 def test_empty(source: bytes | str) -> None:
-    assert rejected(source) == [{'element': None, 'message': '文件为空。'}]
+    assert rejected(source) == [{'element': None, 'message': '文件为空。', 'rule': 'parse'}]
 
 
 def test_xxe() -> None:

@@ -148,8 +148,8 @@ def test_counts_follow_the_filter(client_for: Clients, todo: Todo) -> None:
 
 @pytest.fixture
 def mixed(todo: Todo, clock: FrozenClock) -> dict[str, HumanTask]:
-    """Four township tasks: two 核查风险 (red due 09-26, green due 09-29), a demo 登记 a day later, and a
-    task at the other township that staff never see."""
+    """Four township tasks: two 核查风险 (red due 09-26, green due 09-29), a demo 登记 a day later (due a
+    year after), and a task at the other township that staff never see."""
     tasks = {'xie': todo.check('谢某某', '2025-09-12', colour='red', id_number=XIE_ID),
              'li': todo.check('李某某', '2025-09-16', colour='green', id_number=LI_ID)}
     clock.advance(timedelta(days=1))
@@ -168,7 +168,7 @@ def mixed(todo: Todo, clock: FrozenClock) -> dict[str, HumanTask]:
     ('org_unit=430922101', ['谢某某', '李某某', '王某某']),
     ('risk_colour=red', ['谢某某']),
     ('risk_colour=green', ['李某某']),
-    ('due_from=2025-09-27', ['李某某']),
+    ('due_from=2025-09-27', ['李某某', '王某某']),
     ('due_to=2025-09-26', ['谢某某']),
     ('due_from=2025-09-26&due_to=2025-09-29', ['谢某某', '李某某']),
     ('created_from=2025-09-27', ['王某某']),

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from engine import runtime
-from engine.clock import now
+from engine.clock import LOCAL_ZONE, now
 from engine.models.audit import AuditEvent
 from engine.models.cases import Case
 from engine.models.instances import ProcessInstance
@@ -57,7 +57,9 @@ def test_counts_and_lists_follow_groups_and_units(client_for: Clients, demo_case
     assert cells[1].text.strip() == '谢某某'
     assert text_of(cells[2].xpath('a[@class="task-link"]')[0]) == '登记案件情况'
     assert text_of(cells[3]) == '桃花江镇司法所'
-    assert text_of(cells[5]) == '—'  # no due date
+    assert task.due_dt is not None
+    due = task.due_dt.astimezone(LOCAL_ZONE)
+    assert text_of(cells[5]).startswith(f'{due.year}年{due.month}月{due.day}日')
     assert '认领' in text_of(cells[-1])
     assert page(outsider.get('/tasks?view=group')).xpath('//table') == []
 

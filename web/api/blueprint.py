@@ -11,6 +11,8 @@ bp = Blueprint('api', __name__, url_prefix='/api/v1')
 bp.add_url_rule('/auth/token', view_func=c.CreateToken.as_view('create_token'), methods=['POST'])
 bp.add_url_rule('/definitions', view_func=c.ListDefinitions.as_view('list_definitions'), methods=['GET'])
 bp.add_url_rule('/definitions', view_func=c.DeployDefinition.as_view('deploy_definition'), methods=['POST'])
+bp.add_url_rule('/definitions/validate', view_func=c.ValidateDefinition.as_view('validate_definition'),
+                methods=['POST'])
 bp.add_url_rule('/cases', view_func=c.ListCases.as_view('list_cases'), methods=['GET'])
 bp.add_url_rule('/cases', view_func=c.StartCase.as_view('start_case'), methods=['POST'])
 bp.add_url_rule('/cases/<int:case_id>', view_func=c.GetCase.as_view('get_case'), methods=['GET'])

@@ -26,9 +26,16 @@ from engine import filters, runtime, tasks
 from engine.access import DESIGNER, visible_cases
 from engine.attachments import AttachmentUnreadable, attachments_query, get_attachment, read_content, store_attachment
 from engine.comments import add_comment, case_task, comments_query
-from engine.definitions import deploy, process_bundle
+from engine.definitions import deploy_with_report, process_bundle, validate
 from engine.directory import LoginFailed, authenticate, issue_token
-from engine.errors import AccessDenied, DeploymentRejected, EngineError, NotFound, ValidationFailed
+from engine.errors import (
+    AccessDenied,
+    DeploymentRejected,
+    EngineError,
+    NotFound,
+    ValidationFailed,
+    WarningsNotAccepted,
+)
 from engine.forms import FieldSpec, FormSpec
 from engine.models.audit import AuditEvent
 from engine.models.cases import Case
@@ -62,11 +69,14 @@ def respond(schema: Schema, obj: Any, status: int = 200,
 
 
 def error_response(code: str, message: str, status: int, *, fields: dict[str, list[str]] | None = None,
-                   problems: list[dict[str, Any]] | None = None) -> ResponseReturnValue:
-    """The one error shape: ``{"error", "message", "fields"}`` (+ ``problems`` for deployments)."""
+                   problems: list[dict[str, Any]] | None = None,
+                   report: dict[str, Any] | None = None) -> ResponseReturnValue:
+    """The one error shape: ``{"error", "message", "fields"}`` (+ ``problems`` and ``report`` for deployments)."""
     payload: dict[str, Any] = {'error': code, 'message': message, 'fields': fields or {}}
     if problems is not None:
         payload['problems'] = problems
+    if report is not None:
+        payload['report'] = report
     return respond(schemas.ErrorSchema(), payload, status)
 
 
@@ -174,6 +184,8 @@ class ApiView(BaseView):
     other_success_statuses: ClassVar[tuple[int, ...]] = ()
     #: error statuses the endpoint answers with besides 401
     error_statuses: ClassVar[tuple[int, ...]] = (400,)
+    #: what an error status means here, where it differs from the usual meaning (OpenAPI only)
+    error_descriptions: ClassVar[dict[int, str]] = {}
     #: session-authenticated writes must carry the CSRF token; bearer-token calls need none
     check_csrf: ClassVar[bool] = True
 
@@ -192,10 +204,15 @@ class ApiView(BaseView):
         return error_response('unauthorized', MSG_UNAUTHENTICATED, 401)
 
     def handle_error(self, exc: EngineError) -> ResponseReturnValue:
-        """Render an engine error; validation errors carry ``fields``, rejected deployments ``problems``."""
+        """Render an engine error; validation errors carry ``fields``, refused deployments ``problems``
+        (``{"element", "message"}`` as before reports existed) and the whole ``report``."""
+        problems = None
+        if isinstance(exc, DeploymentRejected):
+            problems = [{'element': p.get('element'), 'message': p.get('message')} for p in exc.problems]
+        report = getattr(exc, 'report', None) if isinstance(exc, DeploymentRejected | WarningsNotAccepted) else None
         return error_response(exc.code, exc.message, status_for(exc),
                               fields=exc.fields if isinstance(exc, ValidationFailed) else None,
-                              problems=exc.problems if isinstance(exc, DeploymentRejected) else None)
+                              problems=problems, report=report.to_dict() if report is not None else None)
 
 
 # -- auth ---------------------------------------------------------------------------------------------
@@ -239,8 +256,46 @@ class ListDefinitions(ApiView):
                        id_page(query, ProcessDefinition.id, args, descending=True))
 
 
-class DeployDefinition(ApiView):
-    """Deploy a BPMN or DMN source (designers only)."""
+class DesignerView(ApiView):
+    """Base of the endpoints that take a BPMN/DMN source: designers only; JSON ``source`` or multipart ``file``."""
+
+    def check_access(self) -> None:
+        if not current_scope().has_role(DESIGNER):
+            raise AccessDenied('只有流程设计人员可以部署和校验流程。')
+
+    def source(self, schema: Schema) -> tuple[bytes | str, str, dict[str, Any]]:
+        """The uploaded source, its file name and the other fields of the body (loaded through ``schema``)."""
+        upload = request.files.get('file')
+        if upload is not None:
+            options = load_with(schemas.AcceptWarningsSchema(), request.form)
+            return upload.read(), upload.filename or 'upload', options
+        if request.mimetype == 'multipart/form-data':
+            raise ValidationFailed(MSG_INVALID_BODY, {'file': ['请选择要上传的文件。']})
+        body = load_body(schema)
+        return body.pop('source'), 'upload', body
+
+
+class ValidateDefinition(DesignerView):
+    """Check a BPMN or DMN source as a deployment would, storing nothing (designers only)."""
+
+    summary = '校验 BPMN/DMN，返回校验报告（错误阻止部署，警告须确认）；不保存任何内容'
+    body_schema = schemas.ValidateRequestSchema
+    upload_schema = schemas.ValidateUploadSchema
+    result_schema = schemas.ReportSchema
+    error_statuses = (400, 403)
+
+    def post(self) -> ResponseReturnValue:
+        source, filename, _ = self.source(schemas.ValidateRequestSchema())
+        return respond(schemas.ReportSchema(), validate(db(), source, filename=filename).to_dict())
+
+
+class DeployDefinition(DesignerView):
+    """Deploy a BPMN or DMN source (designers only).
+
+    A source whose validation report has errors is refused (400, ``invalid_definition``); one with
+    warnings is refused with 409 (``warnings_not_accepted``) unless ``accept_warnings`` is true: the
+    source is fine, the request only lacks the designer's confirmation. Both bodies carry the report.
+    """
 
     summary = '部署 BPMN/DMN（JSON 的 source 或 multipart 的 file）；源文件未变化时不创建新版本'
     body_schema = schemas.DeployRequestSchema
@@ -249,26 +304,19 @@ class DeployDefinition(ApiView):
     success_status = 201
     # An unchanged source creates nothing: 200 with created false.
     other_success_statuses = (200,)
-    error_statuses = (400, 403)
-
-    def check_access(self) -> None:
-        if not current_scope().has_role(DESIGNER):
-            raise AccessDenied('只有流程设计人员可以部署流程。')
+    error_statuses = (400, 403, 409)
+    error_descriptions = {400: '请求有误，或校验报告有错误（report 列出全部问题），未部署',
+                          409: '校验报告有警告而未设置 accept_warnings（report 列出警告），未部署'}
 
     def post(self) -> ResponseReturnValue:
-        source, filename = self._source()
-        definition, created = deploy(db(), source, actor=current_actor(), filename=filename)
+        source, filename, options = self.source(schemas.DeployRequestSchema())
+        result = deploy_with_report(db(), source, actor=current_actor(), filename=filename,
+                                    accept_warnings=options['accept_warnings'])
+        definition = result.definition
         payload = {'id': definition.id, 'key': definition.key, 'version': definition.version,
-                   'created': created}
-        return respond(schemas.DeployedSchema(), payload, 201 if created else 200)
-
-    def _source(self) -> tuple[bytes | str, str]:
-        upload = request.files.get('file')
-        if upload is not None:
-            return upload.read(), upload.filename or 'upload'
-        if request.mimetype == 'multipart/form-data':
-            raise ValidationFailed(MSG_INVALID_BODY, {'file': ['请选择要上传的文件。']})
-        return load_body(schemas.DeployRequestSchema())['source'], 'upload'
+                   'created': result.created,
+                   'accepted_warnings': [f.to_dict() for f in result.report.warnings] if result.created else []}
+        return respond(schemas.DeployedSchema(), payload, 201 if result.created else 200)
 
 
 # -- cases --------------------------------------------------------------------------------------------

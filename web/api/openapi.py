@@ -130,6 +130,6 @@ def _responses(view: type[ApiView]) -> dict[str, Any]:
         responses[str(other)] = {**success, 'description': _DESCRIPTIONS[other]}
     errors = set(view.error_statuses) | ({401} if view.login_required else set())
     for code in sorted(errors):
-        responses[str(code)] = {'description': _DESCRIPTIONS[code],
+        responses[str(code)] = {'description': view.error_descriptions.get(code, _DESCRIPTIONS[code]),
                                 'content': {'application/json': {'schema': ErrorSchema}}}
     return responses

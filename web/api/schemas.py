@@ -62,6 +62,12 @@ class RecordId(fields.Integer):
         return super()._validated(value)
 
 
+class Flag(fields.Boolean):
+    """A boolean whose errors read in Chinese (JSON gives true/false, a multipart form gives text)."""
+
+    default_error_messages = {**_COMMON_MESSAGES, 'invalid': '应为 true 或 false。'}
+
+
 class JsonObject(fields.Dict):
     """A JSON object with string keys and any values."""
 
@@ -112,16 +118,40 @@ class TokenRequestSchema(InputSchema):
     password = Text(required=True, validate=_length(1, 256))
 
 
-class DeployRequestSchema(InputSchema):
-    """``POST /definitions`` as JSON; the same endpoint also takes a multipart ``file``."""
+_ACCEPT_WARNINGS = '确认校验报告中的警告并照常部署；为 false（默认）时有警告则返回 409 和校验报告'
+
+
+class ValidateRequestSchema(InputSchema):
+    """``POST /definitions/validate`` as JSON; the same endpoint also takes a multipart ``file``."""
 
     source = Text(required=True, metadata={'description': 'BPMN 或 DMN 的 XML 源文件'})
 
 
-class DeployUploadSchema(InputSchema):
-    """``POST /definitions`` as multipart/form-data (documentation only: files are read directly)."""
+class ValidateUploadSchema(InputSchema):
+    """``POST /definitions/validate`` as multipart/form-data (documentation only: files are read directly)."""
 
     file = fields.Raw(required=True, metadata={'type': 'string', 'format': 'binary'})
+
+
+class DeployRequestSchema(ValidateRequestSchema):
+    """``POST /definitions`` as JSON; the same endpoint also takes a multipart ``file``."""
+
+    accept_warnings = Flag(load_default=False, metadata={'description': _ACCEPT_WARNINGS})
+
+
+class DeployUploadSchema(ValidateUploadSchema):
+    """``POST /definitions`` as multipart/form-data (documentation only: files are read directly)."""
+
+    accept_warnings = Flag(load_default=False, metadata={'description': _ACCEPT_WARNINGS})
+
+
+class AcceptWarningsSchema(InputSchema):
+    """The ``accept_warnings`` field of a multipart deployment (the file is read directly)."""
+
+    accept_warnings = Flag(load_default=False)
+
+    class Meta:
+        unknown = EXCLUDE
 
 
 class StartCaseRequestSchema(InputSchema):
@@ -259,6 +289,33 @@ class SavedFilterRequestSchema(InputSchema):
 
 # -- output -------------------------------------------------------------------------------------------
 
+class FindingSchema(Schema):
+    """One finding of a validation report."""
+
+    rule = fields.String(metadata={'description': '规则名（bpmnlint 的规则沿用其名称）'})
+    severity = fields.String(metadata={'enum': ['error', 'warning']})
+    element_id = fields.String(allow_none=True, metadata={'description': '元素 id；针对整个文件时为 null'})
+    element_name = fields.String(allow_none=True)
+    message = fields.String()
+
+    class Meta:
+        fields = ('rule', 'severity', 'element_id', 'element_name', 'message')
+
+
+class ReportSchema(Schema):
+    """A validation report: errors block a deployment, warnings may be accepted."""
+
+    key = fields.String(allow_none=True)
+    kind = fields.String(allow_none=True, metadata={'enum': ['bpmn', 'dmn']})
+    name = fields.String(allow_none=True)
+    valid = fields.Boolean(metadata={'description': '没有错误（可能有待确认的警告）'})
+    errors = fields.List(fields.Nested(FindingSchema))
+    warnings = fields.List(fields.Nested(FindingSchema))
+
+    class Meta:
+        fields = ('key', 'kind', 'name', 'valid', 'errors', 'warnings')
+
+
 class ErrorSchema(Schema):
     """Every error response."""
 
@@ -268,9 +325,10 @@ class ErrorSchema(Schema):
     field_errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), required=True,
                                attribute='fields', data_key='fields')
     problems = fields.List(fields.Dict(), metadata={'description': '部署失败时：[{"element", "message"}]'})
+    report = fields.Nested(ReportSchema, metadata={'description': '部署或校验被拒时：完整的校验报告'})
 
     class Meta:
-        fields = ('error', 'message', 'field_errors', 'problems')
+        fields = ('error', 'message', 'field_errors', 'problems', 'report')
 
 
 class TokenSchema(Schema):
@@ -326,9 +384,11 @@ class DeployedSchema(Schema):
     key = fields.String()
     version = fields.Integer()
     created = fields.Boolean(metadata={'description': 'false：源文件与最新版本相同，未创建新版本'})
+    accepted_warnings = fields.List(fields.Nested(FindingSchema),
+                                    metadata={'description': '部署时确认接受的警告（未创建新版本时为空）'})
 
     class Meta:
-        fields = ('id', 'key', 'version', 'created')
+        fields = ('id', 'key', 'version', 'created', 'accepted_warnings')
 
 
 class TaskSchema(Schema):

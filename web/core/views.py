@@ -75,7 +75,8 @@ class BaseView(MethodView):
 
 
 STATUS_FOR_CODE = {'not_found': 404, 'forbidden': 403, 'conflict': 409, 'invalid': 400,
-                   'invalid_definition': 400, 'script_refused': 400, 'workflow_fault': 422}
+                   'invalid_definition': 400, 'script_refused': 400, 'workflow_fault': 422,
+                   'warnings_not_accepted': 409}
 
 
 def status_for(exc: EngineError) -> int:
