@@ -1,18 +1,58 @@
-"""Deploying definitions and loading their parsed specs (cached per definition version)."""
+"""Validating and deploying definitions, and loading their parsed specs (cached per definition version).
+
+:func:`validate` makes the report a designer sees before deploying (:mod:`engine.lint`);
+:func:`deploy` stores a source only when that report has no errors and its warnings, if any, were
+accepted.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from engine import audit
 from engine.clock import now
-from engine.errors import NotFound
+from engine.errors import DeploymentRejected, NotFound, WarningsNotAccepted
+from engine.i18n import N_, _
+from engine.lint import Finding, ValidationReport, validate_source
 from engine.models.definitions import ProcessDefinition
-from engine.models.users import User
-from engine.specs import DecisionBundle, ProcessBundle, SpecCache, checksum, parse_definition
+from engine.models.drafts import AcceptedWarning
+from engine.models.users import Group, User
+from engine.specs import MSG_REJECTED, DecisionBundle, ProcessBundle, SpecCache, checksum
+
+__all__ = [
+    'Deployment',
+    'Finding',
+    'ValidationReport',
+    'decision_bundle',
+    'deploy',
+    'deploy_with_report',
+    'latest_definition',
+    'latest_dmn_sources',
+    'process_bundle',
+    'validate',
+]
+
+MSG_WARNINGS = N_('流程定义有 {count} 条警告：确认无误后请选择“接受警告”再部署。')
 
 _cache = SpecCache()
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The outcome of :func:`deploy_with_report`.
+
+    :param definition: the stored version (the newest existing one when the source was unchanged)
+    :param created: whether a new version was stored
+    :param report: the validation report; its warnings were accepted when ``created``
+    """
+
+    definition: ProcessDefinition
+    created: bool
+    report: ValidationReport
 
 
 def latest_dmn_sources(session: Session) -> list[bytes]:
@@ -24,36 +64,86 @@ def latest_dmn_sources(session: Session) -> list[bytes]:
     return [source.encode('utf-8') for source in rows]
 
 
-def deploy(session: Session, source: bytes | str, *, actor: User | None,
-           filename: str = 'upload') -> tuple[ProcessDefinition, bool]:
+def _known_groups(session: Session) -> frozenset[str]:
+    return frozenset(session.scalars(sa.select(Group.code)))
+
+
+def validate(session: Session, source: bytes | str, *, filename: str = 'upload') -> ValidationReport:
+    """Check ``source`` as :func:`deploy` would, without storing anything.
+
+    Never raises on bad input: an unreadable file is a report with errors.
+
+    :param source: BPMN or DMN XML
+    :param filename: shown in validation messages
+    :return: the report (key, kind, name, errors, warnings)
+    """
+    return validate_source(source, dmn_sources=latest_dmn_sources(session), filename=filename,
+                           known_groups=_known_groups(session))
+
+
+def deploy_with_report(session: Session, source: bytes | str, *, actor: User | None, filename: str = 'upload',
+                       accept_warnings: bool = False) -> Deployment:
     """Validate ``source`` and store it as the next version of its key.
 
     Deploying a source identical to the newest version of its key stores nothing and returns that
-    version. Invalid sources raise ``DeploymentRejected`` before anything is written.
+    version, whatever its warnings (there is nothing to accept). Accepted warnings are kept with the
+    version (:class:`AcceptedWarning`) and in the ``definition.deployed`` audit event.
 
     :param source: BPMN or DMN XML
     :param actor: who deploys (None for the system loader)
     :param filename: shown in validation messages
-    :return: the definition and whether a new version was created
+    :param accept_warnings: the deployer has read the warnings and deploys anyway
+    :return: the definition, whether it is new, and the report
+    :raise DeploymentRejected: the report has errors (carried as ``report`` and as ``problems``)
+    :raise WarningsNotAccepted: the report has warnings and ``accept_warnings`` is false
     """
     raw = source.encode('utf-8') if isinstance(source, str) else source
-    bundle = parse_definition(raw, dmn_sources=latest_dmn_sources(session), filename=filename)
-    kind = 'bpmn' if isinstance(bundle, ProcessBundle) else 'dmn'
+    report = validate(session, raw, filename=filename)
+    key, kind = _deployable(report)
     digest = checksum(raw)
-    newest = session.scalars(sa.select(ProcessDefinition).where(ProcessDefinition.key == bundle.key)
+    newest = session.scalars(sa.select(ProcessDefinition).where(ProcessDefinition.key == key)
                              .order_by(ProcessDefinition.version.desc()).limit(1)).first()
     if newest is not None and newest.checksum == digest:
-        return newest, False
+        return Deployment(newest, False, report)
+    if report.warnings and not accept_warnings:
+        raise WarningsNotAccepted(_(MSG_WARNINGS).format(count=len(report.warnings)), report)
     definition = ProcessDefinition(
-        key=bundle.key, version=(newest.version + 1) if newest else 1, kind=kind, name=bundle.name,
+        key=key, version=(newest.version + 1) if newest else 1, kind=kind, name=report.name or key,
         source=raw.decode('utf-8'), checksum=digest, deployed_by_id=actor.id if actor else None,
         deployed_dt=now())
     session.add(definition)
     session.flush()
-    audit.record(session, 'definition.deployed', actor=actor,
-                 after={'key': definition.key, 'version': definition.version, 'kind': kind,
-                        'checksum': digest})
-    return definition, True
+    for finding in report.warnings:
+        session.add(AcceptedWarning(definition_id=definition.id, rule=finding.rule[:64],
+                                    element_id=finding.element_id[:255] if finding.element_id else None,
+                                    element_name=finding.element_name[:200] if finding.element_name else None,
+                                    message=finding.message, accepted_by_id=actor.id if actor else None,
+                                    accepted_dt=definition.deployed_dt))
+    audit.record(session, 'definition.deployed', actor=actor, after=_audit_after(definition, report))
+    return Deployment(definition, True, report)
+
+
+def deploy(session: Session, source: bytes | str, *, actor: User | None, filename: str = 'upload',
+           accept_warnings: bool = False) -> tuple[ProcessDefinition, bool]:
+    """:func:`deploy_with_report` without the report.
+
+    :return: the definition and whether a new version was created
+    """
+    result = deploy_with_report(session, source, actor=actor, filename=filename, accept_warnings=accept_warnings)
+    return result.definition, result.created
+
+
+def _deployable(report: ValidationReport) -> tuple[str, str]:
+    """The key and kind of a report without errors; raise DeploymentRejected otherwise."""
+    if report.errors or report.key is None or report.kind is None:
+        problems = [{'element': f.element_id, 'message': f.message} for f in report.errors]
+        raise DeploymentRejected(_(MSG_REJECTED), problems, report=report)
+    return report.key, report.kind
+
+
+def _audit_after(definition: ProcessDefinition, report: ValidationReport) -> dict[str, Any]:
+    return {'key': definition.key, 'version': definition.version, 'kind': definition.kind,
+            'checksum': definition.checksum, 'accepted_warnings': [f.to_dict() for f in report.warnings]}
 
 
 def latest_definition(session: Session, key: str) -> ProcessDefinition:
