@@ -17,13 +17,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from engine.clock import now
+from engine.i18n import N_, _
 from engine.models.audit import AuditChainHead, AuditEvent
 from engine.models.users import User
 
 _PENDING_KEY = 'fengqiao_audit_pending'
+_MARKS_KEY = 'fengqiao_audit_savepoints'
 SYSTEM_ACTOR = '系统'
 
 
@@ -101,60 +103,133 @@ def seal_pending(session: Session) -> int:
 
 @event.listens_for(Session, 'before_commit')
 def _seal_before_commit(session: Session) -> None:
-    seal_pending(session)
+    # Also fired when a savepoint is released: the queue waits for the real commit, so that the chain head
+    # is locked only for that moment and a later rollback still drops everything.
+    if not session.in_nested_transaction():
+        seal_pending(session)
+
+
+@event.listens_for(Session, 'after_transaction_create')
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    # A savepoint remembers how long the queue was when it began, so that rolling it back drops only
+    # the events recorded inside it (a bulk action's refused task, a retry that failed again).
+    if transaction.nested:
+        marks: dict[SessionTransaction, int] = session.info.setdefault(_MARKS_KEY, {})
+        marks[transaction] = len(session.info.get(_PENDING_KEY, ()))
+
+
+@event.listens_for(Session, 'after_transaction_end')
+def _forget_savepoints(session: Session, transaction: SessionTransaction) -> None:
+    # A savepoint's mark is still needed after it ends: after_soft_rollback fires after this event.
+    if transaction.parent is None:
+        session.info.pop(_MARKS_KEY, None)
 
 
 @event.listens_for(Session, 'after_soft_rollback')
-def _drop_on_rollback(session: Session, previous_transaction: object) -> None:
+def _drop_on_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
     # Fires on every rollback() call, even one with no database transaction to roll back.
+    mark = session.info.get(_MARKS_KEY, {}).pop(previous_transaction, None)
+    if previous_transaction.nested and mark is not None:
+        del session.info.get(_PENDING_KEY, [])[mark:]
+        return
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_MARKS_KEY, None)
+
+
+#: what each kind of break means, in words a supervisor reads (``{id}``: the first row concerned)
+BREAK_MESSAGES = {
+    'missing': N_('第 {id} 条之前的记录缺失（编号不连续），可能有记录被删除。'),
+    'prev_hash': N_('第 {id} 条记录与前一条记录的哈希链接不符，前面的记录可能被删除、替换或插入。'),
+    'hash': N_('第 {id} 条记录的内容与其哈希值不符，内容可能被修改。'),
+    'beyond_head': N_('第 {id} 条记录不在链头登记的范围内，可能是事后插入的。'),
+    'head': N_('最新的第 {id} 条记录与链头登记的哈希值不符，可能被替换。'),
+    'tail_missing': N_('第 {id} 至第 {last} 条记录缺失：链头登记了这些记录，表中却没有，最新的记录被删除。'),
+}
 
 
 @dataclass(frozen=True)
 class ChainReport:
-    """Outcome of a chain check: how many rows were read and the first bad one, if any."""
+    """Outcome of a chain check: how many rows verified, and the first bad row if any.
+
+    :param checked: rows that verified before the first break (all of them when the chain is whole)
+    :param first_broken_id: id of the first row that fails (for a removed tail: the first id missing)
+    :param reason: the break in English, for logs
+    :param code: the break's key in :data:`BREAK_MESSAGES`
+    :param kind: the broken row's event kind (None when the row itself is gone)
+    :param occurred_dt: the broken row's time (None when the row itself is gone)
+    :param head_id: the newest id the chain head records
+    """
 
     checked: int
     first_broken_id: int | None
     reason: str | None
+    code: str | None = None
+    kind: str | None = None
+    occurred_dt: datetime | None = None
+    head_id: int | None = None
 
     @property
     def ok(self) -> bool:
         """True when every row verified."""
         return self.first_broken_id is None
 
+    @property
+    def message(self) -> str | None:
+        """The break in the reader's language (None when the chain is whole)."""
+        if self.code is None:
+            return None
+        return _(BREAK_MESSAGES[self.code]).format(id=self.first_broken_id, last=self.head_id)
 
-def _iter_rows(session: Session, batch: int) -> Iterator[AuditEvent]:
+
+_CHAIN_COLUMNS = ('id', 'occurred_dt', 'actor_id', 'actor_name', 'kind', 'case_id', 'instance_id', 'human_task_id',
+                  'org_path', 'before', 'after', 'note', 'prev_hash', 'hash')
+
+
+def _iter_rows(session: Session, batch: int) -> Iterator[dict[str, Any]]:
+    """Every row as a plain dict, in id order: columns, not entities, so nothing fills the identity map."""
+    columns = [getattr(AuditEvent, name) for name in _CHAIN_COLUMNS]
     last_id = 0
     while True:
-        rows = session.scalars(sa.select(AuditEvent).where(AuditEvent.id > last_id)
+        rows = session.execute(sa.select(*columns).where(AuditEvent.id > last_id)
                                .order_by(AuditEvent.id).limit(batch)).all()
         if not rows:
             return
-        yield from rows
-        last_id = rows[-1].id
-        session.expunge_all()
+        for row in rows:
+            yield dict(zip(_CHAIN_COLUMNS, row, strict=True))
+        last_id = rows[-1][0]
+
+
+def _broken(checked: int, row: dict[str, Any], code: str, reason: str, head_id: int | None) -> ChainReport:
+    return ChainReport(checked, row['id'], reason, code, row['kind'], row['occurred_dt'], head_id)
 
 
 def verify_chain(session: Session, *, batch: int = 2000) -> ChainReport:
     """Recompute every hash in id order and report the first row that does not match.
 
+    Finds an edited row (its hash), a removed row (a gap in the ids, or the next row's link), a row
+    inserted or replaced with a recomputed hash (the next row's link, or the chain head), and a removed
+    tail (the chain head). Someone able to rewrite every later row *and* the chain head is beyond what an
+    unkeyed chain can show.
+
     :param batch: rows read per query
     """
-    prev_hash, expected_id, checked = '', None, 0
+    head = session.execute(sa.select(AuditChainHead.last_event_id, AuditChainHead.last_hash)
+                           .where(AuditChainHead.id == 1)).one_or_none()
+    head_id = head[0] if head is not None else None
+    prev_hash, expected_id, checked = '', 1, 0
     for row in _iter_rows(session, batch):
-        data = {c: getattr(row, c) for c in ('id', 'occurred_dt', 'actor_id', 'actor_name', 'kind', 'case_id',
-                                              'instance_id', 'human_task_id', 'org_path', 'before', 'after',
-                                              'note')}
-        if expected_id is not None and row.id != expected_id:
-            return ChainReport(checked, row.id, f'row {expected_id} is missing')
-        if row.prev_hash != prev_hash:
-            return ChainReport(checked, row.id, 'prev_hash does not match the previous row')
-        if compute_hash(prev_hash, data) != row.hash:
-            return ChainReport(checked, row.id, 'content does not match its hash')
-        prev_hash, expected_id, checked = row.hash, row.id + 1, checked + 1
-    head = session.get(AuditChainHead, 1)
-    if head is not None and head.last_hash != prev_hash:
-        # Rows were removed from the end: the head still remembers the newest hash.
-        return ChainReport(checked, head.last_event_id, 'the newest rows are missing')
-    return ChainReport(checked, None, None)
+        if row['id'] != expected_id:
+            return _broken(checked, row, 'missing', f'row {expected_id} is missing', head_id)
+        if row['prev_hash'] != prev_hash:
+            return _broken(checked, row, 'prev_hash', 'prev_hash does not match the previous row', head_id)
+        if compute_hash(prev_hash, row) != row['hash']:
+            return _broken(checked, row, 'hash', 'content does not match its hash', head_id)
+        if head_id is not None and row['id'] > head_id:
+            return _broken(checked, row, 'beyond_head', 'row is beyond the chain head', head_id)
+        if head is not None and row['id'] == head_id and row['hash'] != head[1]:
+            return _broken(checked, row, 'head', 'the newest row does not match the chain head', head_id)
+        prev_hash, expected_id, checked = row['hash'], row['id'] + 1, checked + 1
+    if head_id is not None and head_id >= expected_id:
+        # Rows were removed from the end: the head still remembers the newest id and hash.
+        return ChainReport(checked, expected_id, 'the newest rows are missing', 'tail_missing', head_id=head_id)
+    return ChainReport(checked, None, None, head_id=head_id)

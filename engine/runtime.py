@@ -479,29 +479,41 @@ def complete_task(session: Session, task_id: int, data: Mapping[str, Any], *, ac
     return task, _settle(session, instance, workflow, bundle, actor)
 
 
-def fire_timers(session: Session, instance_id: int) -> ProcessInstance:
+def fire_timers(session: Session, instance_id: int, *, actor: User | None = None) -> ProcessInstance:
     """Let every due timer of the instance fire and run the instance on (called by the worker).
 
     Idempotent: a timer that already fired no longer waits, so calling this again (a job run twice,
     or a timer a user command already fired) only re-saves the instance. Each fired timer's pending job
-    is marked ``done`` here, in the same transaction (see ``_sync_timer_jobs``).
+    is marked ``done`` here, in the same transaction (see ``_sync_timer_jobs``). A supervisor retrying an
+    instance in error runs it on the same way (``engine.incidents``).
+
+    :param actor: who runs it on (None for the worker)
     """
     instance = _lock_instance(session, instance_id)
     if instance.status in ('completed', 'suspended'):
         return instance
     workflow, bundle = restore_workflow(session, instance)
     workflow.refresh_timers()
-    _settle(session, instance, workflow, bundle, None)
+    _settle(session, instance, workflow, bundle, actor)
     return instance
 
 
 def record_fault(session: Session, instance_id: int, message: str) -> None:
-    """Note a failed command on its instance (in a fresh transaction, after the rollback)."""
+    """Note a failed command on its instance (in a fresh transaction, after the rollback).
+
+    The instance goes to ``error``, where supervisors see it among the incidents; its state is the one
+    before the failed command, so the next command that succeeds on it (or a supervisor's retry) puts
+    it back to running or waiting.
+    """
     instance = session.get(ProcessInstance, instance_id)
     if instance is None:
         return
+    before = instance.status
     instance.error_message, instance.error_dt = message, now()
+    if instance.status not in ('completed', 'suspended'):
+        instance.status = 'error'
     audit.record(session, 'instance.fault', actor=None, case_id=instance.case_id, instance_id=instance.id,
+                 org_path=instance.case.org_path, before={'status': before}, after={'status': instance.status},
                  note=message)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from engine.db import Base, format_repr
+from engine.db import Base, format_repr, prefix_text
 
 
 class AuditEvent(Base):
@@ -34,8 +34,8 @@ class AuditEvent(Base):
     #: the task concerned
     human_task_id: Mapped[int | None] = mapped_column(sa.ForeignKey('human_tasks.id'), index=True,
                                                          nullable=True)
-    #: the org unit path at the time, for scoped audit queries
-    org_path: Mapped[str | None] = mapped_column(sa.String(255), index=True, nullable=True)
+    #: the org unit path at the time, for scoped audit queries (byte order: subtrees are index ranges)
+    org_path: Mapped[str | None] = mapped_column(prefix_text(255), index=True, nullable=True)
     #: values before the change
     before: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     #: values after the change

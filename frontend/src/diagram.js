@@ -1,7 +1,9 @@
 // The process diagram of an instance: completed steps and the current position marked.
 //
 // Every element with a data-diagram-url attribute (see web/diagrams/templates/diagrams/_diagram.html)
-// gets its diagram from that URL: {"xml", "completed": {id: count}, "active": [id], "flows": [id]}.
+// gets its diagram from that URL: {"xml", "completed": {id: count}, "active": [id], "flows": [id],
+// "times": [{id, label, passes, open}]}. Each step's time spent is drawn as a badge under it; the
+// label arrives translated, and the table under the diagram holds the same figures for screen readers.
 // Text shown here comes from the page's data-* attributes, so it is translated with the page.
 import NavigatedViewer from 'bpmn-js/lib/NavigatedViewer';
 
@@ -23,6 +25,28 @@ async function fetchDiagram(url) {
     throw new Error(`${url}: HTTP ${response.status}`);
   }
   return response.json();
+}
+
+function timeBadge(step, title) {
+  const badge = document.createElement('span');
+  badge.className = step.open ? 'diagram-time diagram-time-open' : 'diagram-time';
+  badge.textContent = `⏱ ${step.label}`;
+  badge.title = title;
+  badge.setAttribute('aria-hidden', 'true');
+  return badge;
+}
+
+function markTimes(viewer, times, title) {
+  const registry = viewer.get('elementRegistry');
+  const overlays = viewer.get('overlays');
+  for (const step of times || []) {
+    const element = registry.get(step.id);
+    if (!element) continue;
+    overlays.add(step.id, 'diagram-time', {
+      position: { bottom: -4, left: 0 },
+      html: timeBadge(step, title),
+    });
+  }
 }
 
 function mark(viewer, data) {
@@ -89,6 +113,7 @@ async function render(container) {
     await viewer.importXML(data.xml);
     viewer.get('canvas').zoom('fit-viewport', 'auto');
     mark(viewer, data);
+    markTimes(viewer, data.times, text(container, 'diagramTimeTitle', '在此环节的用时'));
     addZoomControls(container, viewer);
     container.classList.remove('diagram-loading');
     container.classList.add('diagram-ready');

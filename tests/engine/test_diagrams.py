@@ -7,6 +7,7 @@ fresh session, as a request reads it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from engine import runtime
 from engine.access import load_scope
 from engine.clock import FrozenClock
 from engine.definitions import deploy
-from engine.diagrams import ActiveStep, InstanceDiagram, instance_diagram
+from engine.diagrams import ActiveStep, InstanceDiagram, instance_diagram, step_times
 from engine.models.cases import Case
 from engine.models.definitions import ProcessDefinition
 from engine.models.instances import ProcessInstance
@@ -114,7 +115,7 @@ def test_the_xml_is_the_version_the_instance_runs(session: Session, session_fact
                                                   demo: tuple[int, list[HumanTask]]) -> None:
     instance_id, _ = demo
     source = (ROOT / DEMO).read_text(encoding='utf-8')
-    newer, created = deploy(session, source.replace('审核通过', '审核通过（新版）'), actor=None)
+    newer, created = deploy(session, source.replace('审核通过', '审核通过（新版）'), actor=None, accept_warnings=True)
     session.commit()
     assert created and newer.version == 2
     assert _diagram(session_factory, instance_id).xml == source
@@ -147,3 +148,36 @@ def test_subprocess_parallel_branches_and_timers(session: Session, session_facto
     # Both arrivals at the join count, though SpiffWorkflow cancels the first one when the join fires.
     assert set(diagram.flows) == {'f_start', 'f_to_collect', 'f_to_notify', 's1', 's2', 'f_collect_join',
                                   'f_notify_join', 'f_end'}
+
+
+def test_time_spent_per_step_adds_up_every_pass(session: Session, session_factory: sessionmaker[Session],
+                                                clock: FrozenClock, org: Org, people: dict[str, User],
+                                                deploy_file: Callable[[str], ProcessDefinition]) -> None:
+    deploy_file(DEMO)
+    instance_id, [register] = _start(session, 'demo_intake', START, people['staff'], org)
+    clock.advance(timedelta(hours=2))
+    [review] = _complete(session, register, REGISTER, people['staff'])
+    clock.advance(timedelta(days=1))
+    [again] = _complete(session, review, {'approved': 'false', 'review_opinion': '补充材料'}, people['officer'])
+    clock.advance(timedelta(minutes=30))
+    _complete(session, again, REGISTER, people['staff'])
+    clock.advance(timedelta(hours=3))
+    times = {t.bpmn_id: t for t in _diagram(session_factory, instance_id).times}
+    assert list(times) == ['register', 'review']  # in the order first reached
+    first = times['register']
+    assert (first.name, first.kind, first.passes, first.is_open) == ('登记案件情况', 'user_task', 2, False)
+    assert first.seconds == (2 * 60 + 30) * 60 and first.ended_dt == clock.now() - timedelta(hours=3)
+    second = times['review']
+    assert (second.passes, second.is_open, second.ended_dt) == (2, True, None)
+    assert second.seconds == (24 + 3) * 3600  # the open pass counts up to now
+
+
+def test_time_spent_waiting_on_a_timer(session: Session, clock: FrozenClock, org: Org, people: dict[str, User],
+                                       deploy_file: Callable[[str], ProcessDefinition]) -> None:
+    deploy_file('tests/engine/bpmn/timer_intermediate.bpmn')
+    case, _ = runtime.start_case(session, 'timer_intermediate', {}, actor=people['staff'], org_unit=org.township)
+    session.commit()
+    clock.advance(timedelta(minutes=20))
+    [timer] = step_times(session, _instance_of(session, case))
+    assert (timer.bpmn_id, timer.name, timer.kind, timer.passes) == ('wait_3d', '等待三日', 'timer', 1)
+    assert timer.is_open and timer.seconds == 20 * 60

@@ -187,7 +187,7 @@ def test_workflow_fault_in_a_timer_is_recorded_on_the_instance(
     instance = session.scalars(sa.select(ProcessInstance).where(ProcessInstance.case_id == case.id)).one()
     job = session.scalars(sa.select(Job).where(Job.instance_id == instance.id)).one()
     assert job.status == 'pending' and job.attempts == 1 and 'WorkflowFault' in (job.last_error or '')
-    assert instance.status == 'waiting' and instance.error_message  # the firing was rolled back, the fault kept
+    assert instance.status == 'error' and instance.error_message  # the firing was rolled back, the fault kept
     assert session.scalars(sa.select(AuditEvent.kind).where(AuditEvent.kind == 'instance.fault')).one()
 
 

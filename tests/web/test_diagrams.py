@@ -36,11 +36,12 @@ def test_diagram_data_for_a_reader_of_the_case(client_for: Clients, session: Ses
     assert response.status_code == 200
     assert 'no-store' in response.headers['Cache-Control']
     data = response.get_json()
-    assert set(data) == {'xml', 'completed', 'active', 'flows'}
+    assert set(data) == {'xml', 'completed', 'active', 'flows', 'times'}
     assert data['xml'].startswith('<?xml') and 'id="demo_intake"' in data['xml']
     assert data['completed'] == {'start': 1}
     assert data['active'] == ['register']
     assert data['flows'] == ['flow_start_register']
+    assert data['times'] == [{'id': 'register', 'label': '不到 1 分钟', 'passes': 1, 'open': True}]
 
 
 def test_diagram_data_follows_the_case(client_for: Clients, session: Session, people: dict[str, User],
@@ -98,7 +99,9 @@ def test_task_page_carries_the_diagram(client_for: Clients, session: Session,
     assert diagram.get('data-diagram-url') == _url(case.id, _instance_id(session, case))
     assert diagram.get('data-diagram-error') == '流程图加载失败，请刷新页面重试。'
     assert '当前步骤： 登记案件情况（待办理）' in text_of(doc.xpath('//figcaption[@class="diagram-current"]')[0])
-    assert [text_of(li) for li in doc.xpath('//ul[@class="diagram-legend"]/li')] == ['已完成', '当前']
+    assert [text_of(li) for li in doc.xpath('//ul[@class="diagram-legend"]/li')] == ['已完成', '当前', '环节用时']
+    times = doc.xpath('//div[contains(@class, "step-times")]//tbody/tr')
+    assert [text_of(tr.xpath('th')[0]) for tr in times] == ['登记案件情况'] and '进行中' in text_of(times[0])
     # The CSP allows no inline script: the bundle is a plain deferred script from our own origin.
     assert len(doc.xpath('//script[@src="/static/dist/diagram.js"][@defer]')) == 1
     assert not [s for s in doc.xpath('//script') if not s.get('src')]
@@ -116,5 +119,6 @@ def test_diagram_partial_in_english(client_for: Clients, demo_case: tuple[Case, 
     _, task = demo_case
     doc = page(client_for('staff').get(f'/tasks/{task.id}?lang=en'))
     assert text_of(doc.xpath('//h2[@id="diagram-title"]')[0]) == 'Process diagram'
-    assert [text_of(li) for li in doc.xpath('//ul[@class="diagram-legend"]/li')] == ['Completed', 'Current']
+    legend = [text_of(li) for li in doc.xpath('//ul[@class="diagram-legend"]/li')]
+    assert legend[:2] == ['Completed', 'Current'] and len(legend) == 3
     assert 'Current steps: 登记案件情况 (to do)' in text_of(doc.xpath('//figcaption')[0])

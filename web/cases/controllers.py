@@ -29,6 +29,7 @@ from web.cases.util import (
     case_documents,
     case_fields,
     case_instances,
+    case_reminders,
     case_timeline_page,
     check_request,
     count_cases,
@@ -235,7 +236,8 @@ class ShowCaseView(CaseView):
             groups=group_names(session, (t.candidate_group for t in tasks)), statuses=CASE_STATUS_LABELS,
             instance_statuses=INSTANCE_STATUS_LABELS, risks=RISK_LABELS, documents=case_documents(session, case),
             history=case_timeline_page(session, case, after=after), history_after=after,
-            actions=case_actions(session, scope, case), public_url=public_url(case))
+            reminders=case_reminders(session, case), actions=case_actions(session, scope, case),
+            public_url=public_url(case))
 
 
 class ShowCaseQrView(CaseView):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from engine.models.audit import AuditEvent
 from engine.models.cases import Case, Document
 from engine.models.definitions import ProcessDefinition
 from engine.models.instances import ProcessInstance
+from engine.models.notifications import Notification
 from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
 from engine.models.users import User
@@ -78,11 +80,22 @@ EVENT_LABELS = {
     'job.cancelled': N_('取消作业'),
     'job.dead': N_('作业失败'),
     'job.retried': N_('重试作业'),
+    'instance.retried': N_('重试出错的流程'),
+    'instance.retry_failed': N_('重试流程仍出错'),
+    'instance.cancelled': N_('终止出错的流程'),
+    'instance.migrated': N_('迁移到新版本'),
+    'clock.started': N_('期限开始计算'), 'clock.paused': N_('期限暂停计算'), 'clock.resumed': N_('期限恢复计算'),
+    'clock.extended': N_('期限延长'), 'clock.stopped': N_('期限停止计算'),
 }
 CASE_STATUS_LABELS = {'open': N_('办理中'), 'closed': N_('已办结'), 'cancelled': N_('已撤销')}
 RISK_LABELS = {'red': N_('红色'), 'yellow': N_('黄色'), 'green': N_('绿色')}
 INSTANCE_STATUS_LABELS = {'running': N_('办理中'), 'waiting': N_('等待中'), 'completed': N_('已完成'),
                           'error': N_('出错'), 'suspended': N_('已挂起')}
+TASK_STATUS_LABELS = {'open': N_('待办理'), 'completed': N_('已办理'), 'cancelled': N_('已取消')}
+JOB_STATUS_LABELS = {'pending': N_('待执行'), 'done': N_('已执行'), 'dead': N_('已失败'), 'cancelled': N_('已取消')}
+#: whose status an event's ``status`` key is, by the event kind's family
+STATUS_LABELS_BY_FAMILY = {'case': CASE_STATUS_LABELS, 'instance': INSTANCE_STATUS_LABELS, 'task': TASK_STATUS_LABELS,
+                           'job': JOB_STATUS_LABELS}
 #: why a request cannot be started on a case (the same rule the engine applies: ``engine.runtime``)
 MSG_REQUEST_KIND = N_('该案件不能发起此类申请。')
 MSG_REQUEST_SCOPE = N_('只有案件所在机构的人员可以在案件上发起申请。')
@@ -95,7 +108,11 @@ KEY_LABELS = {'assignee_id': N_('认领人'), 'status': N_('状态'), 'candidate
               'group': N_('升级对象'), 'level': N_('升级层级'), 'org_unit': N_('升级至'), 'clock': N_('期限名称'),
               'emailed': N_('邮件已发至'), 'email_failed': N_('邮件未能发出'), 'title': N_('名称'),
               'owner_id': N_('委托人'), 'excerpt': N_('意见'), 'filename': N_('文件名'), 'size': N_('大小（字节）'),
-              'sha256': N_('SHA-256 校验值')}
+              'sha256': N_('SHA-256 校验值'), 'error': N_('错误信息'), 'jobs_requeued': N_('重新排队的定时作业'),
+              'tasks_cancelled': N_('取消的任务数'), 'jobs_cancelled': N_('取消的作业数'), 'attempts': N_('尝试次数'),
+              'kind': N_('类型'), 'data': N_('数据'), 'code': N_('代码'), 'is_escalated': N_('已升级'),
+              'bpmn_id': N_('流程环节'), 'job_id': N_('作业编号'), 'document_id': N_('文书编号'),
+              'revision': N_('修订号'), 'tasks': N_('任务对应'), 'definition_id': N_('流程定义编号')}
 #: audit keys whose values are user ids, shown as names
 USER_KEYS = frozenset({'assignee_id', 'owner_id'})
 #: labels that differ for one kind of event
@@ -105,7 +122,7 @@ KIND_KEY_LABELS = {
 }
 #: audit keys already shown elsewhere in an entry, or only of use to the machine (job and document ids)
 HIDDEN_KEYS = frozenset({'bpmn_id', 'kind', 'data', 'code', 'job_id', 'document_id', 'clock_status',
-                         'is_escalated', 'comment_id', 'attachment_id', 'content_type'})
+                         'is_escalated', 'comment_id', 'attachment_id', 'content_type', 'created_task_ids'})
 #: keys hidden for one kind of event (a reminder's job status reads as a case status otherwise)
 KIND_HIDDEN_KEYS = {'reminder.cancelled': frozenset({'status'})}
 #: audit keys holding ISO timestamps
@@ -183,6 +200,11 @@ class TimelineEntry:
     subject: str | None
     changes: list[Change]
     note: str | None
+    #: the audit row, for the details disclosure and for finding it in the audit log
+    event_id: int = 0
+    kind: str = ''
+    #: every value before and after, hidden keys and the start data included
+    details: list[Change] = field(default_factory=list)
 
 
 class _Describer:
@@ -203,16 +225,25 @@ class _Describer:
                                             for key in ('candidate_group', 'group')))
         self.processes = {i.definition.key: i.definition.name for i in case.instances}
         self.people, self.units = _reminder_names(session, events)
+        #: the kind of the event being described (``status`` reads differently for a case, a task, a job)
+        self.kind = ''
 
     def value(self, key: str, value: Any) -> str:
         if key in USER_KEYS and value:
             return self.users.get(value, str(value))
         if key in ('candidate_group', 'group') and value:
             return self.groups.get(value, str(value))
+        if key in ('key', 'kind') and isinstance(value, str) and value in self.processes:
+            return self.processes[value]
         if key == 'key' and value:
-            return self.processes.get(value, str(value))
+            return str(value)
         if key == 'status' and isinstance(value, str):
-            return gettext(CASE_STATUS_LABELS.get(value, value)) if value in CASE_STATUS_LABELS else value
+            labels = STATUS_LABELS_BY_FAMILY.get(self.kind.split('.')[0], CASE_STATUS_LABELS)
+            return gettext(labels[value]) if value in labels else value
+        if isinstance(value, dict):
+            return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        if isinstance(value, list) and all(not isinstance(item, (dict, list)) for item in value):
+            return list_separator().join(show_value(key, item) for item in value) or '—'
         if key not in self.fields:
             return self._deadline_value(key, value) or show_value(key, value)
         return show_value(key, value, self.fields[key])
@@ -246,12 +277,28 @@ class _Describer:
         return [Change(self.label(k, event.kind), self.value(k, before.get(k)) if k in before else '',
                        self.value(k, after.get(k))) for k in keys]
 
+    def details(self, event: AuditEvent) -> list[Change]:
+        """Every value the event recorded, before and after: nothing hidden, nested data one row per field."""
+        before, after = _flatten_data(event.before or {}), _flatten_data(event.after or {})
+        return [Change(self.label(k, event.kind), self.value(k, before[k]) if k in before else '',
+                       self.value(k, after[k]) if k in after else '') for k in dict.fromkeys([*before, *after])]
+
     def entry(self, event: AuditEvent) -> TimelineEntry:
+        self.kind = event.kind
         subject = self.titles.get(event.human_task_id) if event.human_task_id else None
         actor = gettext(SYSTEM_ACTOR) if event.actor_id is None and event.actor_name == SYSTEM_ACTOR \
             else event.actor_name
         return TimelineEntry(event.occurred_dt, actor, label_of(EVENT_LABELS, event.kind), subject,
-                             self.changes(event), translate(event.note) if event.note else None)
+                             self.changes(event), translate(event.note) if event.note else None,
+                             event.id, event.kind, self.details(event))
+
+
+def _flatten_data(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with a nested ``data`` dict (start data, request data) spread into its own keys."""
+    data = values.get('data')
+    if not isinstance(data, dict):
+        return dict(values)
+    return {**{k: v for k, v in values.items() if k != 'data'}, **data}
 
 
 def _reminder_names(session: Session, events: list[AuditEvent]) -> tuple[dict[str, str], dict[str, str]]:
@@ -628,3 +675,36 @@ def open_tasks(session: Session, case: Case) -> list[HumanTask]:
     """The case's open tasks, oldest first."""
     return list(session.scalars(sa.select(HumanTask).where(HumanTask.case_id == case.id,
                                                            HumanTask.status == 'open').order_by(HumanTask.id)))
+
+
+# -- reminders sent ----------------------------------------------------------------------------------------
+
+#: the notification kinds the case page lists as reminders sent
+REMINDER_KINDS = {'reminder': N_('到期提醒'), 'escalation': N_('超期升级')}
+#: the most reminders the case page lists (newest first beyond that)
+REMINDERS_SHOWN = 200
+
+
+@dataclass(frozen=True)
+class SentReminder:
+    """A reminder or escalation notice sent about the case: when, what, about which task, to whom, read or not."""
+
+    when: datetime
+    kind: str
+    title: str
+    task: str | None
+    recipient: str
+    read_dt: datetime | None
+
+
+def case_reminders(session: Session, case: Case) -> list[SentReminder]:
+    """The reminder and escalation notices sent about ``case``, oldest first (the newest
+    :data:`REMINDERS_SHOWN`), one per recipient."""
+    rows = session.execute(
+        sa.select(Notification, User.display_name, HumanTask.title)
+        .join(User, User.id == Notification.user_id)
+        .outerjoin(HumanTask, HumanTask.id == Notification.human_task_id)
+        .where(Notification.case_id == case.id, Notification.kind.in_(REMINDER_KINDS))
+        .order_by(Notification.created_dt.desc(), Notification.id.desc()).limit(REMINDERS_SHOWN)).all()
+    return [SentReminder(n.created_dt, label_of(REMINDER_KINDS, n.kind), n.title, title, name, n.read_dt)
+            for n, name, title in reversed(rows)]

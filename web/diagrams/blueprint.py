@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from web.diagrams.controllers import ShowDiagramDataView
-from web.diagrams.util import case_diagrams, diagram_steps, diagram_url
+from web.diagrams.util import case_diagrams, diagram_steps, diagram_times, diagram_url
 
 bp = Blueprint('diagrams', __name__, template_folder='templates')
 
@@ -15,3 +15,4 @@ bp.add_url_rule('/cases/<int:case_id>/instances/<int:instance_id>/diagram.json',
 bp.add_app_template_global(diagram_url)
 bp.add_app_template_global(diagram_steps)
 bp.add_app_template_global(case_diagrams)
+bp.add_app_template_global(diagram_times)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask import g, url_for
 from flask_babel import gettext
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine.diagrams import ActiveStep, instance_diagram
+from engine.diagrams import ActiveStep, StepTime, instance_diagram, step_times
 from engine.i18n import N_
 from engine.models.cases import Case
 from engine.models.instances import ProcessInstance
@@ -71,3 +72,49 @@ def case_diagrams(case: Case) -> list[ProcessInstance]:
     lifecycle = [i for i in case.instances if i.is_lifecycle]
     running = [i for i in case.instances if not i.is_lifecycle and i.status != 'completed']
     return lifecycle + running
+
+
+# -- time spent per step ---------------------------------------------------------------------------------
+
+STEP_KIND_LABELS = {'user_task': N_('办理环节'), 'timer': N_('计时等待')}
+
+
+def duration_text(seconds: int) -> str:
+    """A span of time in words, to the minute: ``3 天 4 小时``, ``2 小时 5 分钟``, ``不到 1 分钟``."""
+    minutes = seconds // 60
+    if minutes < 1:
+        return gettext('不到 1 分钟')
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return gettext('%(days)s 天 %(hours)s 小时', days=days, hours=hours) if hours \
+            else gettext('%(days)s 天', days=days)
+    if hours:
+        return gettext('%(hours)s 小时 %(minutes)s 分钟', hours=hours, minutes=minutes) if minutes \
+            else gettext('%(hours)s 小时', hours=hours)
+    return gettext('%(minutes)s 分钟', minutes=minutes)
+
+
+@dataclass(frozen=True)
+class TimeRow:
+    """One step of the 各环节用时 table and of the diagram's time badges."""
+
+    bpmn_id: str
+    name: str
+    kind: str
+    passes: int
+    duration: str
+    is_open: bool
+    started_dt: datetime
+    ended_dt: datetime | None
+
+
+def time_rows(times: tuple[StepTime, ...]) -> list[TimeRow]:
+    """The steps' times in words, in the order they were first reached."""
+    return [TimeRow(t.bpmn_id, t.name, gettext(STEP_KIND_LABELS.get(t.kind, t.kind)), t.passes,
+                    duration_text(t.seconds), t.is_open, t.started_dt, t.ended_dt) for t in times]
+
+
+def diagram_times(instance: ProcessInstance) -> list[TimeRow]:
+    """The time ``instance`` spent at each user task and timer, for the table under its diagram."""
+    return time_rows(step_times(db(), instance))
