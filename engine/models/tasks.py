@@ -23,6 +23,7 @@ _OPEN = sa.text("status = 'open'")
 _QUEUE = sa.text("status = 'open' AND assignee_id IS NULL")
 _ASSIGNED = sa.text("status = 'open' AND assignee_id IS NOT NULL")
 _ESCALATED = sa.text("status = 'open' AND escalated_to_group IS NOT NULL")
+_FINISHED = sa.text('completed_dt IS NOT NULL')
 #: what a case's 三色 colour adds to its tasks' urgency (``camunda:priority`` steps are of 10)
 COLOUR_WEIGHTS = {'red': 3, 'yellow': 2, 'green': 1}
 
@@ -61,6 +62,14 @@ class HumanTask(Base):
                  sqlite_where=_OPEN),
         sa.Index('ix_human_tasks_open_case', 'case_id', postgresql_where=_OPEN, sqlite_where=_OPEN),
         sa.Index('ix_human_tasks_completed_by', 'completed_by_id', 'completed_dt', 'id'),
+        # Statistics (engine.statistics): the tasks finished in a period, and those open at a past instant, each
+        # read as one range that holds every column the counts and the time per step need (no row lookups).
+        sa.Index('ix_human_tasks_finished', 'completed_dt', 'org_path', 'status', 'process_key', 'bpmn_id',
+                 'created_dt', 'due_dt', postgresql_where=_FINISHED, sqlite_where=_FINISHED),
+        # ... and a city's or the province's open tasks created before an instant (it also serves their to-do
+        # lists sorted by arrival, 最近到达).
+        sa.Index('ix_human_tasks_open_created', 'created_dt', 'org_path', 'due_dt', 'status', postgresql_where=_OPEN,
+                 sqlite_where=_OPEN),
         sa.CheckConstraint("delegation_state IS NULL OR delegation_state IN ('pending', 'resolved')",
                            name='valid_delegation_state'),
     )

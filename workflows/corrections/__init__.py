@@ -113,6 +113,7 @@ def register() -> None:
     """Register the corrections profiles, forms and service operations with the engine; idempotent."""
     from engine.forms import register_form
     from engine.profiles import CaseProfile, register_profile
+    from engine.statistics import register_out_of_contact
     from workflows.corrections import services  # noqa: F401  (registers the corrections.* operations)
     from workflows.corrections.forms import CorrectionTeamSchema
 
@@ -135,3 +136,5 @@ def register() -> None:
     for key, (prefix, check) in requests.items():
         register_profile(key, CaseProfile(prefix=prefix, columns=_no_columns, validate=check, attach_to_case=True,
                                           case_kinds=('corrections_reception',)))
+    # 零脱管 (statistics, 工作评比): an alarm check that finds the offender out of contact is a 脱管 event.
+    register_out_of_contact('corrections_alarm', 'verify', 'finding', '失联')

@@ -8,7 +8,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from engine.profiles import CaseProfile, register_profile
-from workflows.disputes.settings import CASE_PREFIX, PROCESS_KEY, SOURCES
+from engine.statistics import register_mediation_outcomes
+from workflows.disputes.settings import (
+    CASE_PREFIX,
+    OUTCOME_FAILED,
+    OUTCOME_SETTLED,
+    OUTCOME_TERMINATED,
+    PROCESS_KEY,
+    SOURCES,
+)
 from workflows.shared.id_numbers import id_number_problem
 
 Problems = dict[str, list[str]]
@@ -79,3 +87,5 @@ def register() -> None:
     from workflows.disputes import forms, services  # noqa: F401  (services register on import)
     register_profile(PROCESS_KEY, PROFILE)
     forms.register()
+    # 调解成功率 (statistics, 工作评比): 不予受理 was never mediated, so it counts on neither side.
+    register_mediation_outcomes(PROCESS_KEY, settled=(OUTCOME_SETTLED,), unsettled=(OUTCOME_FAILED, OUTCOME_TERMINATED))
