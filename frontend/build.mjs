@@ -21,6 +21,10 @@ const MODULES = join(HERE, 'node_modules');
 /** Bundle name (becomes dist/<name>.js) → entry module. */
 export const ENTRIES = {
   diagram: 'src/diagram.js',
+  modeler: 'src/modeler.js',
+  'dmn-editor': 'src/dmn-editor.js',
+  differ: 'src/differ.js',
+  charts: 'src/charts.js',
 };
 
 /** File or directory under dist/ → its source under node_modules/. */
@@ -29,6 +33,10 @@ export const ASSETS = {
   'bpmn-js.css': 'bpmn-js/dist/assets/bpmn-js.css',
   // bpmn-js.css and diagram-js.css use no icon font; the Modeler's palette will need
   // 'bpmn-font': 'bpmn-js/dist/assets/bpmn-font' (its css/ refers to ../font/).
+  // The designer's modeler, properties panel and DMN editor (web/designer).
+  'bpmn-font': 'bpmn-js/dist/assets/bpmn-font',
+  'properties-panel.css': '@bpmn-io/properties-panel/dist/assets/properties-panel.css',
+  'dmn-js': 'dmn-js/dist/assets',
 };
 
 const dev = process.argv.includes('--dev');

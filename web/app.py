@@ -93,12 +93,15 @@ def _register_blueprints(app: Flask) -> None:
     from web.auth.blueprint import bp as auth_bp
     from web.cases.blueprint import bp as cases_bp
     from web.comments.blueprint import bp as comments_bp
+    from web.dashboard.blueprint import bp as dashboard_bp
+    from web.designer.blueprint import bp as designer_bp
     from web.diagrams.blueprint import bp as diagrams_bp
+    from web.migrations.blueprint import bp as migrations_bp
     from web.notifications.blueprint import bp as notifications_bp
     from web.supervision.blueprint import bp as supervision_bp
     from web.tasks.blueprint import bp as tasks_bp
     for bp in (auth_bp, tasks_bp, cases_bp, comments_bp, diagrams_bp, notifications_bp, admin_bp, supervision_bp,
-               api_bp):
+               designer_bp, migrations_bp, dashboard_bp, api_bp):
         app.register_blueprint(bp)
     csrf.exempt(api_bp)  # the API checks CSRF itself, only for session-authenticated writes
 

@@ -8,6 +8,7 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import click
 import sqlalchemy as sa
@@ -17,9 +18,12 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from werkzeug.serving import run_simple
 
+from engine.audit import verify_chain
+from engine.clock import LOCAL_ZONE
 from engine.db import create_db_engine, create_session_factory, unit_of_work
 from engine.directory import add_membership, create_user, get_group
-from engine.errors import EngineError
+from engine.errors import DeploymentRejected, EngineError, WarningsNotAccepted
+from engine.lint import ValidationReport
 from engine.models.org_units import OrgUnit
 from engine.worker import Worker
 from web.core.database import session_factory
@@ -31,11 +35,12 @@ EMAIL = re.compile(r'^[^@\s]+@[^@\s]+\.[^@\s]+$')
 
 def register_commands(app: Flask) -> None:
     """Attach the CLI commands to ``app``."""
-    for cmd in (init_db, load_demo_command, deploy_command, create_user_command, worker_command, serve_command):
+    for cmd in (init_db, load_demo_command, deploy_command, create_user_command, worker_command, serve_command,
+                audit_group):
         app.cli.add_command(cmd)
 
 
-def _fail(exc: EngineError) -> None:
+def _fail(exc: EngineError) -> NoReturn:
     lines = [exc.message]
     for problem in getattr(exc, 'problems', []):
         lines.append(f'  - {problem.get("element") or "-"}: {problem["message"]}')
@@ -71,18 +76,50 @@ def load_demo_command() -> None:
 
 @click.command('deploy')
 @click.argument('path', type=click.Path(exists=True, path_type=Path))
-def deploy_command(path: Path) -> None:
-    """Deploy a BPMN/DMN file, or every .dmn then .bpmn file under a folder."""
-    from engine.definitions import deploy
+@click.option('--accept-warnings', is_flag=True, help='接受校验报告中的警告并照常部署（有错误时仍不部署）。')
+@with_appcontext
+def deploy_command(path: Path, accept_warnings: bool) -> None:
+    """Deploy a BPMN/DMN file, or every .dmn then .bpmn file under a folder, printing each validation report.
+
+    Stops at the first file that is refused: one with errors, or with warnings when ``--accept-warnings``
+    is not given; the exit status is then 1.
+    """
     files = [path] if path.is_file() else sorted(path.rglob('*.dmn')) + sorted(path.rglob('*.bpmn'))
     for file in files:
-        try:
-            with unit_of_work(session_factory()) as session:
-                definition, created = deploy(session, file.read_bytes(), actor=None, filename=file.name)
-                click.echo(f'{file.name}: {definition.key} v{definition.version}'
-                           f'{"" if created else "（未变化，未创建新版本）"}')
-        except EngineError as exc:
+        _deploy_file(file, accept_warnings)
+
+
+def _deploy_file(file: Path, accept_warnings: bool) -> None:
+    from engine.definitions import deploy_with_report
+    try:
+        with unit_of_work(session_factory()) as session:
+            result = deploy_with_report(session, file.read_bytes(), actor=None, filename=file.name,
+                                        accept_warnings=accept_warnings)
+    except (DeploymentRejected, WarningsNotAccepted) as exc:
+        if exc.report is None:
             _fail(exc)
+        click.echo(f'{file.name}: {exc.message}', err=True)
+        _echo_findings(exc.report, err=True)
+        if isinstance(exc, WarningsNotAccepted):
+            click.echo('确认警告无误后，可加 --accept-warnings 重新部署。', err=True)
+        raise click.exceptions.Exit(1) from None
+    except EngineError as exc:
+        _fail(exc)
+    definition = result.definition
+    click.echo(f'{file.name}: {definition.key} v{definition.version}'
+               f'{"" if result.created else "（未变化，未创建新版本）"}')
+    if result.created:
+        _echo_findings(result.report)
+
+
+def _echo_findings(report: ValidationReport, *, err: bool = False) -> None:
+    """One line per finding: severity, rule, element, message."""
+    for finding in [*report.errors, *report.warnings]:
+        element = finding.element_id or '-'
+        if finding.element_name:
+            element += f'（{finding.element_name}）'
+        severity = '错误' if finding.severity == 'error' else '警告'
+        click.echo(f'  {severity} {finding.rule} {element}: {finding.message}', err=err)
 
 
 def _email(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -188,3 +225,25 @@ def serve_command(host: str, port: int, with_worker: bool) -> None:
             thread, stop = worker
             stop.set()
             thread.join(timeout=10)
+
+
+@click.group('audit')
+def audit_group() -> None:
+    """The audit log: check its hash chain."""
+
+
+@audit_group.command('verify')
+@click.option('--batch', default=2000, show_default=True, type=click.IntRange(1, 100000), help='每次读取的记录数')
+@with_appcontext
+def audit_verify_command(batch: int) -> None:
+    """Recompute the audit chain: print OK and the row count, or the first broken row and exit with status 1."""
+    with session_factory()() as session:
+        report = verify_chain(session, batch=batch)
+    if report.ok:
+        click.echo(f'OK：审计链完整，共校验 {report.checked} 条记录。')
+        return
+    when = report.occurred_dt.astimezone(LOCAL_ZONE).strftime('%Y-%m-%d %H:%M:%S') if report.occurred_dt else '—'
+    click.echo(f'审计链断裂：第一处断裂的记录 id={report.first_broken_id} kind={report.kind or "—"} '
+               f'时间={when}', err=True)
+    click.echo(f'{report.message}（此前 {report.checked} 条记录校验无误）', err=True)
+    raise SystemExit(1)

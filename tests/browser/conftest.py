@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
 from werkzeug.serving import make_server
 
 from config import TestConfig
+from tests.browser.support import Problems
 from web.app import create_app
 
 CHROMIUM = Path('/usr/bin/chromium')
@@ -46,3 +48,20 @@ def artifacts() -> Path:
     """Where screenshots go (gitignored)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def watched_page(browser: Browser) -> Iterator[Callable[..., tuple[Page, Problems]]]:
+    """Opens a page in a new zh-CN context of its own, its problems watched (see ``Problems.watch``); every
+    context opened is closed after the test."""
+    contexts: list[BrowserContext] = []
+
+    def open_page(viewport: ViewportSize, **options: Any) -> tuple[Page, Problems]:
+        context = browser.new_context(viewport=viewport, locale='zh-CN', **options)
+        contexts.append(context)
+        page = context.new_page()
+        return page, Problems.watch(page)
+
+    yield open_page
+    for context in contexts:
+        context.close()

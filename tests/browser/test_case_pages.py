@@ -17,7 +17,8 @@ from engine import runtime
 from engine.directory import get_group
 from engine.models.cases import Case
 from engine.models.users import User
-from tests.fixtures.directory import PASSWORD, Org
+from tests.browser.support import login
+from tests.fixtures.directory import Org
 
 pytestmark = pytest.mark.browser
 TABLET = {'width': 800, 'height': 1100}
@@ -43,10 +44,7 @@ def cases(session: Session, org: Org, create_member: Callable[..., User],
 
 def _log_in(browser: Browser, base: str) -> Page:
     page = browser.new_context(viewport=TABLET, locale='zh-CN').new_page()
-    page.goto(f'{base}/login')
-    page.get_by_label('用户名').fill('tj_staff')
-    page.get_by_label('密码').fill(PASSWORD)
-    page.get_by_role('button', name='登录').click()
+    login(page, base, 'tj_staff')
     return page
 
 

@@ -6,12 +6,11 @@ Needs the bundle built by ``make setup`` (scripts/build-assets.sh): without it e
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Error, Locator, Page, ViewportSize, expect
+from playwright.sync_api import Locator, Page, ViewportSize, expect
 from sqlalchemy.orm import Session
 
 from engine import runtime
@@ -19,42 +18,16 @@ from engine.access import load_scope
 from engine.directory import get_group
 from engine.models.tasks import HumanTask
 from engine.models.users import User
-from tests.fixtures.directory import PASSWORD, Org
+from tests.browser.support import DESKTOP, Problems, login, require_bundles
+from tests.fixtures.directory import Org
 
 pytestmark = pytest.mark.browser
-BUNDLE = Path(__file__).resolve().parents[2] / 'web' / 'static' / 'dist' / 'diagram.js'
-DESKTOP: ViewportSize = {'width': 1280, 'height': 900}
 TABLET: ViewportSize = {'width': 800, 'height': 1180}
-# Recorded before any page script runs (an init script is not subject to the page's CSP).
-WATCH_CSP = """
-window.__cspViolations = [];
-document.addEventListener('securitypolicyviolation', (event) => {
-  window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI} ${event.sourceFile}:${event.lineNumber}`);
-});
-"""
 
 
 @pytest.fixture(scope='module', autouse=True)
 def _bundle_built() -> None:
-    if not BUNDLE.exists():
-        pytest.fail(f'{BUNDLE} is missing: build the front-end bundles with `make setup` '
-                    '(or scripts/build-assets.sh) before running the browser tests.', pytrace=False)
-
-
-@dataclass
-class Problems:
-    """Console errors, uncaught exceptions and CSP violations seen by one page."""
-
-    console: list[str] = field(default_factory=list)
-    exceptions: list[str] = field(default_factory=list)
-
-    def on_console(self, message: ConsoleMessage) -> None:
-        # The app serves no favicon.ico; Chromium's 404 for it is no fault of the page.
-        if message.type == 'error' and not message.location.get('url', '').endswith('/favicon.ico'):
-            self.console.append(f'{message.text} ({message.location.get("url")})')
-
-    def on_error(self, error: Error) -> None:
-        self.exceptions.append(str(error))
+    require_bundles('diagram.js')
 
 
 @pytest.fixture
@@ -81,24 +54,12 @@ def review(session: Session, org: Org, create_member: Callable[..., User],
 
 
 @pytest.fixture
-def officer_page(browser: Browser, live_server: str, review: HumanTask,
-                 request: pytest.FixtureRequest) -> Iterator[tuple[Page, Problems]]:
-    viewport: ViewportSize = getattr(request, 'param', DESKTOP)
-    context = browser.new_context(viewport=viewport, locale='zh-CN')
-    context.add_init_script(WATCH_CSP)
-    page = context.new_page()
-    problems = Problems()
-    page.on('console', problems.on_console)
-    page.on('pageerror', problems.on_error)
-    page.goto(f'{live_server}/login')
-    page.get_by_label('用户名').fill('tj_officer')
-    page.get_by_label('密码').fill(PASSWORD)
-    page.get_by_role('button', name='登录').click()
-    expect(page).to_have_url(f'{live_server}/tasks')
-    problems.console.clear()  # only what the page under test reports counts
-    problems.exceptions.clear()
-    yield page, problems
-    context.close()
+def officer_page(watched_page: Callable[..., tuple[Page, Problems]], live_server: str, review: HumanTask,
+                 request: pytest.FixtureRequest) -> tuple[Page, Problems]:
+    page, problems = watched_page(getattr(request, 'param', DESKTOP))
+    login(page, live_server, 'tj_officer')
+    problems.clear()  # only what the page under test reports counts
+    return page, problems
 
 
 def _element(page: Page, bpmn_id: str) -> Locator:
@@ -127,8 +88,7 @@ def test_task_page_marks_done_and_current_steps(officer_page: tuple[Page, Proble
     controls.get_by_role('button', name='适应窗口').click()
     width = page.viewport_size['width'] if page.viewport_size else 0
     page.locator('.diagram-panel').screenshot(path=str(artifacts / f'task-diagram-{width}.png'))
-    assert page.evaluate('window.__cspViolations') == []
-    assert problems.console == [] and problems.exceptions == []
+    problems.assert_none(page)
 
 
 def test_a_failed_load_says_so_in_chinese(officer_page: tuple[Page, Problems], live_server: str,

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from engine.models.cases import Case
 from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
+from tests.browser.support import DESKTOP, login
 from workflows.demo import DEMO_PASSWORD, load_demo
 
 pytestmark = pytest.mark.browser
-DESKTOP = {'width': 1280, 'height': 900}
 TABLET = {'width': 800, 'height': 1100}
 
 
@@ -40,11 +40,7 @@ def _group_queue(session: Session, group: str, unit_code: str) -> list[HumanTask
 
 def _log_in(context: BrowserContext, base: str, username: str) -> Page:
     page = context.new_page()
-    page.goto(f'{base}/login')
-    page.get_by_label('用户名').fill(username)
-    page.get_by_label('密码').fill(DEMO_PASSWORD)
-    page.get_by_role('button', name='登录').click()
-    expect(page).to_have_url(f'{base}/tasks')
+    login(page, base, username, DEMO_PASSWORD)
     return page
 
 

@@ -23,12 +23,12 @@ from engine.models.cases import Document
 from engine.models.tasks import HumanTask
 from engine.models.users import User
 from engine.reminders import snooze_reminder
+from tests.browser.support import DESKTOP, login
 from tests.engine.deadline_support import bj, run_due_jobs, set_time, task_jobs
-from tests.fixtures.directory import PASSWORD, Org
+from tests.fixtures.directory import Org
 from workflows.shared.documents import generate_document
 
 pytestmark = pytest.mark.browser
-VIEWPORT = {'width': 1280, 'height': 900}
 DEADLINE = 'tests/web/bpmn/deadline_task.bpmn'
 
 
@@ -83,13 +83,9 @@ def deadlines(session: Session, org: Org, county: dict[str, User], frozen: Froze
 
 
 def _log_in(browser: Browser, base: str, username: str) -> Page:
-    context = browser.new_context(viewport=VIEWPORT, locale='zh-CN')
+    context = browser.new_context(viewport=DESKTOP, locale='zh-CN')
     page = context.new_page()
-    page.goto(f'{base}/login')
-    page.get_by_label('用户名').fill(username)
-    page.get_by_label('密码').fill(PASSWORD)
-    page.get_by_role('button', name='登录').click()
-    expect(page).to_have_url(f'{base}/tasks')
+    login(page, base, username)
     return page
 
 
