@@ -32,7 +32,7 @@ from tests.fixtures.directory import PASSWORD, Org
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
-MIWG = ROOT.parent / 'shared' / 'interop' / 'miwg-reference'
+MIWG = ROOT / 'tests' / 'fixtures' / 'miwg'
 MIWG_FILES = sorted(MIWG.glob('*.bpmn'))
 BPMN = 'http://www.omg.org/spec/BPMN/20100524/MODEL'
 CAMUNDA = 'http://camunda.org/schema/1.0/bpmn'

@@ -27,7 +27,7 @@ from engine.models.users import User
 from tests.fixtures.directory import Org
 
 ROOT = Path(__file__).resolve().parents[2]
-MIWG = ROOT.parent / 'shared' / 'interop' / 'miwg-reference'
+MIWG = ROOT / 'tests' / 'fixtures' / 'miwg'
 TRIAGE = ROOT / 'bpmn' / 'disputes' / 'triage.dmn'
 DRAFT_TABLES = ('definition_drafts', 'accepted_warnings')
 

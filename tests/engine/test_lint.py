@@ -14,7 +14,7 @@ from engine.lint import ERROR, RULES, WARNING, Finding, ValidationReport, valida
 from engine.specs import BPMN_NS, supported_event_definitions, supported_flow_nodes
 
 ROOT = Path(__file__).resolve().parents[2]
-MIWG = ROOT / '..' / 'shared' / 'interop' / 'miwg-reference'
+MIWG = ROOT / 'tests' / 'fixtures' / 'miwg'
 SHIPPED = sorted((ROOT / 'bpmn').rglob('*.bpmn'))
 SHIPPED_DMN = sorted((ROOT / 'bpmn').rglob('*.dmn'))
 

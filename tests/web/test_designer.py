@@ -25,7 +25,7 @@ from tests.web.conftest import page, post_form, text_of
 
 Clients = Callable[[str], FlaskClient]
 ROOT = Path(__file__).resolve().parents[2]
-MIWG = ROOT.parent / 'shared' / 'interop' / 'miwg-reference'
+MIWG = ROOT / 'tests' / 'fixtures' / 'miwg'
 DRAFTS = '/designer/drafts'
 
 
