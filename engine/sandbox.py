@@ -6,23 +6,47 @@ process designer could read files, import modules or hang a worker.  Everything 
 RestrictedPython instead:
 
 * the source is parsed and rewritten by :class:`SandboxPolicy` (a ``RestrictingNodeTransformer``), which
-  refuses imports, classes, ``_``-prefixed names and attributes, calls to introspection builtins, and the
-  ``try`` forms that could swallow the CPU-limit interruption; ``**``, ``*`` and ``<<`` become calls to
-  guards that refuse results big enough to stall the interpreter inside a single C call;
+  refuses imports, classes, ``with``, ``_``-prefixed names and attributes, calls to introspection builtins,
+  and the ``try`` forms that could swallow the CPU-limit interruption.  It also routes the operations that
+  can allocate without bound inside one C call through guards: ``**``, ``*``, ``<<``, ``+`` and ``%``
+  become ``_pow_``/``_mul_``/``_lshift_``/``_add_``/``_mod_`` calls, every f-string field becomes a
+  ``_format_`` call, and every call of any callable goes through ``_apply_``;
 * the code runs with a tiny builtins mapping (:data:`BASE_HELPERS` plus :func:`register_helper` additions)
   and the guard functions RestrictedPython's rewritten code calls (``_getattr_``, ``_getitem_`` ...).
   Its ``__import__`` is not Python's: it hands only ``time`` and ``_strptime`` to the C code of
-  ``datetime`` (``strftime``, ``strptime``, ``date.today``) and refuses everything else;
+  ``datetime`` (``strftime``, ``strptime``, ``date.today``) and refuses everything else.  ``_write_``
+  allows item assignment on lists and dicts only, never attribute assignment on other objects;
 * a per-thread ``sys.settrace`` hook stops it after :attr:`SandboxedEnvironment.cpu_time_limit` seconds of
-  CPU time.
+  CPU time; Python's recursion limit is reported as a refusal too.
+
+Bounds (no ``resource.setrlimit``: it is process-wide, and this runs inside the web server's threads).
+The CPU limit cannot interrupt a single C call, so everything that allocates or loops in C is checked
+*before* it runs:
+
+* CPU: :data:`DEFAULT_CPU_TIME_LIMIT` seconds per script or expression, checked every
+  :data:`TRACE_CHECK_INTERVAL` trace events;
+* ints: ``**``, ``*`` and ``<<`` results of at most :data:`MAX_INT_BITS` bits;
+* sequences: ``*`` and ``+`` on str/bytes/list/tuple, ``range``, ``str.ljust``/``rjust``/``center``/
+  ``zfill``/``expandtabs``/``replace``/``join``/``translate``, ``list.extend``, and ``str()``/``print``/
+  ``%s``/f-string of a container (every reference counted) produce at most :data:`MAX_SEQUENCE_LENGTH`
+  elements or characters; ``sum`` only adds numbers;
+* formatting: widths and precisions in ``%`` and f-string formats of at most :data:`MAX_FORMAT_WIDTH`,
+  no ``*`` widths; ``str.format``/``format_map`` are refused (they walk attributes);
+* Decimals: ``int()``, ``round()``, formatting and ``as_integer_ratio()`` refuse a Decimal whose exponent
+  exceeds :data:`MAX_DECIMAL_EXPONENT` (``int(Decimal('1e1000000000'))`` runs for minutes in C);
+* ``key=`` of ``sorted``/``min``/``max``/``list.sort`` must be script code or ``len``/``abs``/``bool``/
+  ``float``, since a builtin key is called from C, where ``_apply_`` does not see it;
+* results: the task data a script leaves and an expression's value are at most :data:`MAX_DATA_SIZE`
+  characters when written out, so serializing them cannot blow up after the script is done; an error
+  message taken from a script's exception is cut to :data:`MAX_ERROR_TEXT` characters.
+
+Memory a script holds is therefore bounded by what it can allocate in its CPU time in steps of at most
+these sizes (a few hundred MB in the worst case of one second of list appends).
 
 Every refusal surfaces as :class:`engine.errors.ScriptRefused`.  When the refusal happens inside a running
 workflow, SpiffWorkflow reports a ``WorkflowTaskException``; :func:`find_script_refused` digs the
 ``ScriptRefused`` out of it (it is the exception's ``__cause__`` and its ``exception`` attribute).
-
-Known limit: memory is bounded only for the operators above and ``range``/``sum``; a method call such as
-``s.replace('a', s)`` or ``'x'.ljust(10**9)`` can still allocate a lot in one C call.  Run workers with a
-per-process memory limit as the backstop.
+See ``docs/sandbox.md`` for the carriers and where each one is checked.
 """
 
 from __future__ import annotations
@@ -44,7 +68,6 @@ from typing import Any, Final, Literal, NamedTuple
 
 from RestrictedPython.compile import CompileResult, compile_restricted_eval, compile_restricted_exec
 from RestrictedPython.Guards import (
-    full_write_guard,
     guarded_iter_unpack_sequence,
     guarded_unpack_sequence,
 )
@@ -81,8 +104,17 @@ DEFAULT_CPU_TIME_LIMIT: Final = 1.0
 TRACE_CHECK_INTERVAL: Final = 1000
 #: Largest int result (in bits) that ``**``, ``*`` and ``<<`` may produce.
 MAX_INT_BITS: Final = 100_000
-#: Largest str/bytes/list/tuple that ``*`` may produce, and longest ``range``.
+#: Largest str/bytes/list/tuple that ``*``, ``+``, the growing str/list methods and ``str()`` may produce,
+#: and longest ``range``.
 MAX_SEQUENCE_LENGTH: Final = 1_000_000
+#: Largest width or precision in a ``%`` or f-string format (``'%1000000000s'`` is a gigabyte).
+MAX_FORMAT_WIDTH: Final = 10_000
+#: Largest ``abs(Decimal.adjusted())`` that ``int()``, ``round()``, formatting and ``as_integer_ratio()`` accept.
+MAX_DECIMAL_EXPONENT: Final = 30_000
+#: Largest task data (after a script) or expression result, in characters of text, every reference counted.
+MAX_DATA_SIZE: Final = 5_000_000
+
+_THIS_FILE: Final = __file__
 
 # A name no other exec'd code uses (dataclasses and namedtuple use '<string>'), so the failing script line
 # can be found in a traceback without mistaking a library frame for it.
@@ -133,6 +165,8 @@ _BINOP_GUARDS: Final[dict[type[ast.operator], str]] = {
     ast.Pow: '_pow_',
     ast.Mult: '_mul_',
     ast.LShift: '_lshift_',
+    ast.Add: '_add_',
+    ast.Mod: '_mod_',
 }
 
 
@@ -173,8 +207,28 @@ class SandboxPolicy(RestrictingNodeTransformer):
         if isinstance(node.func, ast.Name) and node.func.id in _FORBIDDEN_CALLS:
             self.error(node, f'不允许调用 {node.func.id}()')
         result = super().visit_Call(node)
-        assert isinstance(result, ast.AST)
+        assert isinstance(result, ast.Call)
+        # Every call goes through _apply_, so the size and key checks of _check_call see each one however
+        # the callable was obtained (``f = s.ljust; f(10**9)``). RestrictedPython already did this for
+        # calls with * or ** arguments.
+        if not (isinstance(result.func, ast.Name) and result.func.id == '_apply_'):
+            func = ast.Name('_apply_', ast.Load())
+            copy_locations(func, result)
+            result.args.insert(0, result.func)
+            result.func = func
         return result
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
+        # f"{x:>{10**9}}" and f"{d:f}" (a Decimal with a huge exponent) allocate inside one C call; the
+        # value, its conversion and its format spec go through _format_ instead, which checks the sizes.
+        node = self.node_contents_visit(node)
+        spec: ast.expr = node.format_spec if node.format_spec is not None else ast.Constant('')
+        call = ast.Call(func=ast.Name('_format_', ast.Load()),
+                        args=[node.value, ast.Constant(node.conversion), spec], keywords=[])
+        for part in (call, call.func, call.args[1], spec):
+            copy_locations(part, node)
+        node.value, node.conversion, node.format_spec = call, -1, None
+        return node
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         if node.attr == 'mro':
@@ -315,7 +369,19 @@ def _guarded_getitem(obj: Any, key: Any) -> Any:
 
 
 def _guarded_apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    # Script functions and lambdas need no check (their own calls are guarded); builtins, builtin
+    # methods and classes (int, str) might, and print's collector does.
+    if type(func) in _CHECKED_CALLABLE_TYPES:
+        _check_call(func, args, kwargs)
     return func(*args, **kwargs)
+
+
+def _guarded_write(obj: Any) -> Any:
+    # Item assignment on lists and dicts (task data) is what scripts need; any other object -- a date,
+    # a Decimal, a function -- is shared with the engine or meaningless to change.
+    if isinstance(obj, (dict, list)):
+        return obj
+    raise ScriptRefused(f'不允许修改 {obj.__class__.__name__} 对象的属性或元素')
 
 
 _REPEATABLE: Final = (str, bytes, list, tuple)
@@ -349,6 +415,210 @@ def _check_lshift(value: object, count: object) -> None:
             raise ScriptRefused(f'移位结果过大 (超过 {MAX_INT_BITS} 位)')
 
 
+def _check_add(left: object, right: object) -> None:
+    # ``s = s + s`` in a loop doubles: 30 rounds reach a gigabyte well inside the CPU limit.
+    if isinstance(left, _REPEATABLE) and isinstance(right, _REPEATABLE):
+        if len(left) + len(right) > MAX_SEQUENCE_LENGTH:
+            raise ScriptRefused(f'拼接结果过长 (超过 {MAX_SEQUENCE_LENGTH} 个元素)')
+
+
+def _text_size(value: object, limit: int) -> int:
+    """Roughly how many characters ``str()`` or JSON makes of ``value``; stops counting past ``limit``.
+
+    Every reference counts, so ``[s] * 1000`` with a megabyte ``s`` is a gigabyte here, as it is in
+    ``str()`` and in the serialized task data.  A container that holds itself counts until the limit.
+    """
+    total = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, (str, bytes)):
+            total += len(item) + 2
+        elif isinstance(item, dict):
+            total += 2 + 4 * len(item)
+            if total <= limit:
+                pending.extend(item.keys())
+                pending.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            total += 2 + 2 * len(item)
+            if total <= limit:
+                pending.extend(item)
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 2
+        elif isinstance(item, Decimal):
+            total += len(item.as_tuple().digits) + 8
+        else:
+            total += 32
+        if total > limit:
+            return total
+    return total
+
+
+def _check_text(value: object) -> None:
+    if _text_size(value, MAX_SEQUENCE_LENGTH) > MAX_SEQUENCE_LENGTH:
+        raise ScriptRefused(f'转换成文本后过长 (超过 {MAX_SEQUENCE_LENGTH} 个字符)')
+
+
+def _check_data_size(value: object, what: str) -> None:
+    if _text_size(value, MAX_DATA_SIZE) > MAX_DATA_SIZE:
+        raise ScriptRefused(f'{what}过大 (超过 {MAX_DATA_SIZE} 个字符)，无法保存')
+
+
+def _check_decimal(value: object) -> None:
+    # int(), round(), as_integer_ratio() and "f" formatting write out every digit of a Decimal, whose
+    # exponent is unbounded when it is made from a string: int(Decimal('1e1000000000')) runs for minutes
+    # inside one C call, out of the CPU limit's reach.
+    if isinstance(value, Decimal) and value.is_finite() and abs(value.adjusted()) > MAX_DECIMAL_EXPONENT:
+        raise ScriptRefused(f'Decimal 数值的量级过大 (指数超过 {MAX_DECIMAL_EXPONENT})')
+
+
+def _check_width(width: int, what: str) -> None:
+    if width > MAX_FORMAT_WIDTH:
+        raise ScriptRefused(f'{what}过大 (超过 {MAX_FORMAT_WIDTH})')
+
+
+# A printf-style conversion: %[(key)][flags][width][.precision][length]type
+_PERCENT_SPEC: Final = re.compile(r'%(?:\([^)]*\))?[#0 +\-]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?')
+_DIGITS: Final = re.compile(r'\d+')
+
+
+def _check_percent(template: str | bytes, values: object) -> None:
+    text = template.decode('latin-1') if isinstance(template, bytes) else template
+    for match in _PERCENT_SPEC.finditer(text):
+        for part in match.groups():
+            if part == '*':
+                raise ScriptRefused('% 格式化不允许用 * 指定宽度或精度，请直接写数字')
+            if part:
+                _check_width(int(part), '% 格式化的宽度或精度')
+    if isinstance(values, tuple):
+        items: Iterable[object] = values
+    elif isinstance(values, dict):
+        items = values.values()
+    else:
+        items = (values,)
+    for item in items:
+        _check_decimal(item)
+        _check_text(item)
+
+
+def _guarded_add(left: Any, right: Any) -> Any:
+    _check_add(left, right)
+    return left + right
+
+
+def _guarded_mod(left: Any, right: Any) -> Any:
+    if isinstance(left, (str, bytes)):
+        _check_percent(left, right)
+    return left % right
+
+
+def _guarded_format(value: Any, conversion: int, spec: str) -> str:
+    """What an f-string's ``{value!conversion:spec}`` does, with the sizes checked first."""
+    for digits in _DIGITS.findall(spec):
+        _check_width(int(digits), 'f-string 的宽度或精度')
+    _check_decimal(value)
+    _check_text(value)
+    if conversion == ord('r'):
+        value = repr(value)
+    elif conversion == ord('s'):
+        value = str(value)
+    elif conversion == ord('a'):
+        value = ascii(value)
+    return format(value, spec)
+
+
+def _length(value: object) -> int:
+    return len(value) if isinstance(value, (str, bytes, list, tuple, dict, set, frozenset)) else 0
+
+
+def _int_arg(args: tuple[Any, ...], index: int, default: int) -> int:
+    value = args[index] if len(args) > index else default
+    return value if isinstance(value, int) else default
+
+
+def _method_result_size(owner: object, name: str, args: tuple[Any, ...]) -> int:
+    """The size a str/bytes/list method would produce, for the methods whose result can outgrow their input."""
+    size = _length(owner)
+    if name in ('ljust', 'rjust', 'center', 'zfill'):
+        return max(size, _int_arg(args, 0, 0))
+    if name == 'expandtabs':
+        return size * max(1, _int_arg(args, 0, 8))
+    if name == 'replace' and len(args) >= 2:
+        growth = _length(args[1]) - _length(args[0])
+        count = _int_arg(args, 2, -1)
+        count = size + 1 if count < 0 else min(count, size + 1)
+        return size + max(0, growth) * count
+    if name == 'join' and args:
+        parts = args[0]
+        if not isinstance(parts, (list, tuple, set, frozenset, dict, str)):
+            return 0  # a generator: its items are made, and limited, one by one in the script
+        return sum(_length(part) for part in parts) + size * len(parts)
+    if name == 'translate' and args and isinstance(args[0], dict):
+        longest = max((_length(v) for v in args[0].values()), default=1)
+        return size * max(1, longest)
+    if name == 'extend' and args:
+        return size + _length(args[0])
+    return 0
+
+
+# sorted(..., key=str) would call str() from C on every item, out of _apply_'s sight; a key must be
+# script code (a lambda or def, whose own calls are checked) or one of these harmless builtins.
+_SAFE_KEYS: Final = frozenset({len, abs, bool, float})
+_KEY_TAKERS: Final = frozenset({sorted, min, max})
+
+
+def _check_key(key: object) -> None:
+    if key is not None and not isinstance(key, types.FunctionType) and key not in _SAFE_KEYS:
+        raise ScriptRefused('key 参数只能是 lambda、自定义函数或 len/abs/bool/float')
+
+
+def _method_target(func: object, args: tuple[Any, ...]) -> tuple[object, str, tuple[Any, ...]] | None:
+    """The object and name a builtin method is called on, bound (``s.ljust``) or not (``str.ljust``)."""
+    if isinstance(func, (types.BuiltinMethodType, types.MethodType)) and not isinstance(
+            func.__self__, (type, types.ModuleType)):
+        return func.__self__, func.__name__, args
+    if isinstance(func, types.MethodDescriptorType) and args:
+        return args[0], func.__name__, args[1:]
+    return None
+
+
+_CHECKED_CALLABLE_TYPES: Final = frozenset({
+    type, types.BuiltinFunctionType, types.MethodDescriptorType, types.MethodType})
+_CHECKED_METHODS: Final = frozenset({
+    'ljust', 'rjust', 'center', 'zfill', 'expandtabs', 'replace', 'join', 'translate', 'extend', 'sort',
+    'as_integer_ratio', '_call_print'})
+
+
+def _check_call(func: object, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    """Refuse a call that would allocate without bound inside one C call (see the module docstring)."""
+    if getattr(func, '__name__', None) in _CHECKED_METHODS:
+        _check_method(func, args, kwargs)
+    elif func is int or func is round:
+        if args:
+            _check_decimal(args[0])
+    elif func is str:
+        if args:
+            _check_text(args[0])
+    elif func in _KEY_TAKERS:
+        _check_key(kwargs.get('key'))
+
+
+def _check_method(func: object, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    target = _method_target(func, args)
+    if target is None:
+        return
+    owner, name, rest = target
+    if isinstance(owner, PrintCollector):
+        _check_text(rest)
+    elif isinstance(owner, Decimal) and name == 'as_integer_ratio':
+        _check_decimal(owner)
+    elif isinstance(owner, list) and name == 'sort':
+        _check_key(kwargs.get('key'))
+    elif isinstance(owner, (str, bytes, list)):
+        if _method_result_size(owner, name, rest) > MAX_SEQUENCE_LENGTH:
+            raise ScriptRefused(f'{owner.__class__.__name__}.{name}() 的结果过长 (超过 {MAX_SEQUENCE_LENGTH} 个元素)')
+
+
 def _guarded_pow(base: Any, exponent: Any) -> Any:
     _check_pow(base, exponent)
     return base ** exponent
@@ -380,6 +650,7 @@ _INPLACE_OPERATORS: Final[dict[str, Callable[[Any, Any], Any]]] = {
 }
 
 _INPLACE_CHECKS: Final[dict[str, Callable[[object, object], None]]] = {
+    '+=': _check_add,
     '*=': _check_mul,
     '**=': _check_pow,
     '<<=': _check_lshift,
@@ -465,7 +736,7 @@ _GUARDS: Final[Mapping[str, Any]] = types.MappingProxyType({
     '_getattr_': _guarded_getattr,
     '_getitem_': _guarded_getitem,
     '_getiter_': iter,
-    '_write_': full_write_guard,
+    '_write_': _guarded_write,
     '_iter_unpack_sequence_': guarded_iter_unpack_sequence,
     '_unpack_sequence_': guarded_unpack_sequence,
     '_inplacevar_': _guarded_inplacevar,
@@ -474,6 +745,9 @@ _GUARDS: Final[Mapping[str, Any]] = types.MappingProxyType({
     '_pow_': _guarded_pow,
     '_mul_': _guarded_mul,
     '_lshift_': _guarded_lshift,
+    '_add_': _guarded_add,
+    '_mod_': _guarded_mod,
+    '_format_': _guarded_format,
     '_loop_': None,
 })
 
@@ -578,13 +852,18 @@ def _run_limited(code: types.CodeType, namespace: dict[str, Any], limit: float) 
             countdown = TRACE_CHECK_INTERVAL
             if time.thread_time() > deadline:
                 raise _CpuLimitExceeded
-        return tracer
+        # The guards in this module are bounded by their own limits; line-tracing them too would make
+        # every guarded call and operator several times slower.  Their calls still count down above.
+        return None if frame.f_code.co_filename == _THIS_FILE else tracer
 
     previous = sys.gettrace()
     sys.settrace(tracer)
     try:
         # eval() runs exec-mode code objects too (returning None), so one path serves both.
         return eval(code, namespace)
+    except RecursionError as exc:
+        # Python's own recursion limit stopped it; say so as a refusal, not as an obscure script bug.
+        raise ScriptRefused('递归层数过深 (函数调用自身次数过多)').with_traceback(exc.__traceback__) from None
     except _CpuLimitExceeded as exc:
         refused = ScriptRefused(f'脚本运行超时 (超过 {limit} 秒 CPU 时间)')
         # Keep the script's frames in the traceback so SpiffWorkflow can report the looping line.
@@ -633,7 +912,10 @@ class SandboxedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[m
         namespace.update(context)
         _refuse_reserved(namespace)
         namespace['__builtins__'] = _builtins
-        return _run_limited(code, namespace, self.cpu_time_limit)
+        result = _run_limited(code, namespace, self.cpu_time_limit)
+        # The result becomes task data (a DMN output, a message payload) or a timer value.
+        _check_data_size(result, '表达式的结果')
+        return result
 
     def execute(self, script: str, context: dict[str, Any],
                 external_context: Mapping[str, Any] | None = None) -> bool:
@@ -661,6 +943,8 @@ class SandboxedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[m
             _run_limited(code, context, self.cpu_time_limit)
         finally:
             self._remove_globals_and_functions_from_context(context, external)
+        # Serializing ``[s] * 1000`` with a megabyte ``s`` would write a gigabyte after the script is done.
+        _check_data_size(context, '脚本产生的任务数据')
         return True
 
     def call_service(self, context: dict[str, Any], **kwargs: Any) -> Any:
@@ -786,8 +1070,18 @@ class SandboxedScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         return wrapped
 
 
+#: Longest error text taken from a script's exception; the rest is cut off.
+MAX_ERROR_TEXT: Final = 500
+
+
 def _describe(exc: BaseException) -> str:
-    return f'{exc.__class__.__name__}: {exc}'
+    # ``raise ValueError([s] * 1000)`` would make str(exc) build a gigabyte here, outside the CPU limit.
+    if _text_size(exc.args, MAX_ERROR_TEXT * 4) > MAX_ERROR_TEXT * 4:
+        return f'{exc.__class__.__name__}: (错误信息过长，已省略)'
+    text = str(exc)
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[:MAX_ERROR_TEXT] + '…'
+    return f'{exc.__class__.__name__}: {text}'
 
 
 def _script_line_number(exc: BaseException) -> int:

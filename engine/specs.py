@@ -174,6 +174,7 @@ _WHAT_SCRIPT = N_('脚本')
 _WHAT_TIMER = N_('计时器表达式')
 _WHAT_LOOP = N_('循环表达式')
 _WHAT_MESSAGE = N_('消息表达式')
+_WHAT_CORRELATION = N_('消息关联表达式')
 _WHAT_DMN_INPUT = N_('输入表达式')
 _WHAT_DMN_INPUT_ENTRY = N_('规则第 {row} 行的输入条件')
 _WHAT_DMN_OUTPUT_ENTRY = N_('规则第 {row} 行的输出值')
@@ -664,6 +665,7 @@ def _parse_bpmn(root: Element, dmn_sources: Sequence[bytes | str], filename: str
     _check_structure(relevant, processes, by_id, parser, problems)
     with problems.using(RULE_EXPRESSION):
         _check_expressions(relevant, problems)
+        _check_correlations(root, problems)
     with problems.using(RULE_FORM):
         forms, start_form = _read_forms(relevant, processes[main_id], problems)
     _check_deadline_properties(relevant, problems)
@@ -920,6 +922,17 @@ def _check_expressions(relevant: list[Element], problems: _Problems) -> None:
             if _local(owner) in ('standardLoopCharacteristics', 'multiInstanceLoopCharacteristics'):
                 owner = owner.getparent()
             _check_expression(element.text, owner.get('id'), _(_WHAT_LOOP), problems)
+
+
+def _check_correlations(root: Element, problems: _Problems) -> None:
+    """Correlation retrieval expressions run in the sandbox over every message payload; they sit at the
+    definitions level, outside any process, so :func:`_check_expressions` does not see them."""
+    for prop in root.iterfind('bpmn:correlationProperty', _NS):
+        for retrieval in prop.iterfind('bpmn:correlationPropertyRetrievalExpression', _NS):
+            children = [child for child in retrieval if isinstance(child.tag, str)]
+            # SpiffWorkflow evaluates the first child's text, formalExpression or messagePath alike.
+            if children:
+                _check_expression(children[0].text, prop.get('id'), _(_WHAT_CORRELATION), problems)
 
 
 def _check_timer(definition: Element, problems: _Problems) -> None:
