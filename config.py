@@ -43,9 +43,29 @@ class Config:
     BABEL_DEFAULT_TIMEZONE = 'Asia/Shanghai'
     LANGUAGES = ('zh_CN', 'en')
     WTF_CSRF_TIME_LIMIT = None
+    #: ``https`` when the site is served over HTTPS (directly or behind a proxy): cookies become Secure and
+    #: responses carry HSTS
+    PREFERRED_URL_SCHEME = os.environ.get('PREFERRED_URL_SCHEME', 'http')
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = 'Lax'
-    SESSION_COOKIE_SECURE = _env_bool('SESSION_COOKIE_SECURE', False)
+    SESSION_COOKIE_SECURE = _env_bool('SESSION_COOKIE_SECURE', PREFERRED_URL_SCHEME == 'https')
+    #: trust one reverse proxy's X-Forwarded-For/-Proto/-Host (werkzeug ProxyFix); only behind a proxy
+    PROXY_FIX = _env_bool('FENGQIAO_PROXY_FIX', False)
+    #: a browser session idle this long ends
+    IDLE_MINUTES = _env_int('FENGQIAO_IDLE_MINUTES', 30)
+    #: a browser session ends this long after login, however active
+    SESSION_HOURS = _env_int('FENGQIAO_SESSION_HOURS', 12)
+    #: failed logins before an account locks
+    MAX_FAILED_LOGINS = _env_int('FENGQIAO_MAX_FAILED_LOGINS', 5)
+    #: how long a locked account stays locked (an administrator can unlock it earlier: ``unlock-user``)
+    LOCKOUT_MINUTES = _env_int('FENGQIAO_LOCKOUT_MINUTES', 15)
+    #: comma-separated group codes whose holders must use a TOTP second factor (e.g. ``supervisor,admin``)
+    TOTP_REQUIRED_ROLES = os.environ.get('FENGQIAO_TOTP_REQUIRED_ROLES', '')
+    #: login and token attempts per IP address and username within LOGIN_RATE_WINDOW seconds (per process)
+    LOGIN_RATE_LIMIT = _env_int('FENGQIAO_LOGIN_RATE_LIMIT', 10)
+    #: login and token attempts per IP address, whatever the username, within the window (per process)
+    LOGIN_RATE_LIMIT_PER_IP = _env_int('FENGQIAO_LOGIN_RATE_LIMIT_PER_IP', 60)
+    LOGIN_RATE_WINDOW = _env_int('FENGQIAO_LOGIN_RATE_WINDOW', 60)
     #: the address the public reaches the site at (``https://sfj.example.gov.cn``), encoded in every 一案一码;
     #: unset: the address each request came in on
     PUBLIC_BASE_URL = os.environ.get('FENGQIAO_PUBLIC_BASE_URL') or None

@@ -39,6 +39,12 @@ class User(Base):
     locked_until_dt: Mapped[datetime | None] = mapped_column(nullable=True)
     #: last successful login
     last_login_dt: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: bumped at logout, password change and unlock: every browser session started before is void
+    session_version: Mapped[int] = mapped_column(nullable=False, default=0, server_default='0')
+    #: base32 TOTP secret once the second factor is enrolled (never shown again after enrolment)
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    #: the last TOTP time step accepted, so a code cannot be replayed within its window
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
     #: when the account was created
     created_dt: Mapped[datetime] = mapped_column(nullable=False)
 

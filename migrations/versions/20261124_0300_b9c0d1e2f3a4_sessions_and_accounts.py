@@ -15,8 +15,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table('users') as batch:
+        batch.add_column(sa.Column('session_version', sa.Integer(), nullable=False, server_default='0'))
+        batch.add_column(sa.Column('totp_secret', sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column('totp_last_step', sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('users') as batch:
+        batch.drop_column('totp_last_step')
+        batch.drop_column('totp_secret')
+        batch.drop_column('session_version')

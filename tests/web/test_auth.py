@@ -6,10 +6,12 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from engine.models.audit import AuditEvent
 from engine.models.users import User
 from tests.fixtures.directory import PASSWORD
 from tests.fixtures.web import csrf_token
@@ -117,3 +119,35 @@ def test_login_page_in_english(client: FlaskClient, people: dict[str, User]) -> 
     body = response.get_data(as_text=True)
     assert 'Incorrect username or password, or the account is locked.' in body
     assert GENERIC not in body
+
+
+def test_unlock_user_command_lifts_the_lockout_and_is_audited(app: Flask, client: FlaskClient,
+                                                              people: dict[str, User], session: Session) -> None:
+    for _ in range(5):
+        _login(client, 'staff', 'wrong-pass1')
+    assert GENERIC in _login(client, 'staff', PASSWORD).get_data(as_text=True)  # type: ignore[attr-defined]
+    with app.app_context():  # as `flask --app wsgi unlock-user staff` runs it
+        result = app.test_cli_runner().invoke(args=['unlock-user', 'staff'])
+    assert result.exit_code == 0 and '已解锁用户 staff。' in result.output
+    assert _login(client, 'staff', PASSWORD).status_code == 302  # type: ignore[attr-defined]
+    event = session.scalars(sa.select(AuditEvent).where(AuditEvent.kind == 'user.unlocked')).one()
+    assert event.after == {'username': 'staff'} and event.actor_id is None
+
+
+def test_unlock_user_command_names_an_unknown_user(app: Flask, people: dict[str, User]) -> None:
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=['unlock-user', 'nobody'])
+    assert result.exit_code != 0 and '用户不存在：nobody' in result.output
+
+
+def test_lockout_hint_follows_the_settings(app: Flask, client: FlaskClient) -> None:
+    app.config.update(MAX_FAILED_LOGINS=3, LOCKOUT_MINUTES=20)
+    assert '连续输错 3 次密码，账户将锁定 20 分钟。' in text_of(page(client.get('/login')))
+
+
+def test_locked_and_unknown_accounts_get_the_same_answer(client: FlaskClient, people: dict[str, User]) -> None:
+    for _ in range(5):
+        _login(client, 'staff', 'wrong-pass1')
+    locked = _login(client, 'staff', PASSWORD).get_data(as_text=True)  # type: ignore[attr-defined]
+    unknown = _login(client, 'nobody', PASSWORD).get_data(as_text=True)  # type: ignore[attr-defined]
+    assert GENERIC in locked and GENERIC in unknown

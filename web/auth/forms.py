@@ -16,3 +16,11 @@ class LoginForm(FlaskForm):
                                       'spellcheck': 'false'})
     password = PasswordField(lazy_gettext('密码'), validators=[DataRequired(), Length(max=256)],
                              render_kw={'autocomplete': 'current-password'})
+
+
+class CodeForm(FlaskForm):
+    """A six-digit code from the authenticator app (login step two, and enrolment)."""
+
+    code = StringField(lazy_gettext('验证码'), validators=[DataRequired(), Length(min=6, max=8)],
+                       render_kw={'autocomplete': 'one-time-code', 'inputmode': 'numeric', 'pattern': '[0-9 ]*',
+                                  'spellcheck': 'false'})

@@ -1,0 +1,237 @@
+"""Accounts: argon2id hashing and rehash, password policy, lockout and unlock, no user enumeration, the TOTP
+second factor, session voiding."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from engine import directory
+from engine.clock import FrozenClock, now
+from engine.directory import (
+    AccountPolicy,
+    LoginFailed,
+    SecondFactorRequired,
+    authenticate,
+    change_password,
+    check_password_policy,
+    configure_accounts,
+    configure_hashing,
+    enrol_totp,
+    new_totp_secret,
+    unlock_user,
+    verify_second_factor,
+)
+from engine.errors import ValidationFailed
+from engine.models.audit import AuditEvent
+from engine.models.users import User
+from tests.fixtures.directory import PASSWORD
+
+
+@pytest.fixture
+def policy() -> Iterator[Callable[..., None]]:
+    """Install an account policy for one test and restore the default afterwards."""
+    def install(**settings: object) -> None:
+        configure_accounts(AccountPolicy(**settings))  # type: ignore[arg-type]
+    yield install
+    configure_accounts(AccountPolicy())
+
+
+@pytest.fixture
+def staff(people: dict[str, User]) -> User:
+    return people['staff']
+
+
+def _kinds(session: Session) -> list[str]:
+    return list(session.scalars(sa.select(AuditEvent.kind).order_by(AuditEvent.id)))
+
+
+def _fail(session: Session, username: str, times: int) -> None:
+    for _ in range(times):
+        with pytest.raises(LoginFailed):
+            authenticate(session, username, 'Wrong-pass1')
+    session.commit()
+
+
+# -- hashing --------------------------------------------------------------------------------------------
+
+def test_hashes_are_argon2id_with_the_configured_parameters(session: Session, staff: User) -> None:
+    assert staff.password_hash.startswith('$argon2id$v=19$m=1024,t=1,p=1$')
+    assert directory.ARGON2_PARAMETERS == {'time_cost': 3, 'memory_cost': 65536, 'parallelism': 4,
+                                           'hash_len': 32, 'salt_len': 16}
+
+
+def test_login_rehashes_when_the_parameters_change(session: Session, staff: User) -> None:
+    old = staff.password_hash
+    configure_hashing(time_cost=2, memory_cost=2048)
+    try:
+        authenticate(session, 'staff', PASSWORD)
+        session.commit()
+    finally:
+        configure_hashing(time_cost=1, memory_cost=1024)
+    assert staff.password_hash != old and staff.password_hash.startswith('$argon2id$v=19$m=2048,t=2,p=1$')
+    assert authenticate(session, 'staff', PASSWORD) is staff  # the new hash verifies under the old settings
+
+
+# -- password policy ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(('password', 'problem'), [
+    ('Ab1!', '密码至少 8 位。'),
+    ('abcdefgh1', '密码需包含大写字母、小写字母、数字、符号中的至少三类。'),
+    ('12345678!', '密码需包含大写字母、小写字母、数字、符号中的至少三类。'),
+    ('Liuxy-2025', '密码不能包含用户名。'),
+    ('P@ssw0rd', '密码过于常见，请换一个。'),
+    ('Admin@123', '密码过于常见，请换一个。'),
+    ('Aa1!' * 65, '密码不能超过 256 位。'),
+])
+def test_password_policy_refuses(password: str, problem: str) -> None:
+    assert problem in check_password_policy(password, 'liuxy')
+
+
+@pytest.mark.parametrize('password', ['Tj-2025-Sifa!', 'qiao feng 2025', 'Yiyang#county7', PASSWORD])
+def test_password_policy_accepts(password: str) -> None:
+    assert check_password_policy(password, 'liuxy') == []
+
+
+def test_change_password_checks_the_policy_and_voids_sessions(session: Session, staff: User) -> None:
+    version = staff.session_version
+    with pytest.raises(ValidationFailed) as refused:
+        change_password(session, staff, 'staff-Pass1', actor=staff)
+    assert refused.value.fields == {'password': ['密码不能包含用户名。']}
+    assert staff.session_version == version
+    change_password(session, staff, 'Neues-Passw0rt', actor=staff)
+    session.commit()
+    assert staff.session_version == version + 1
+    assert authenticate(session, 'staff', 'Neues-Passw0rt') is staff
+    assert 'user.password_changed' in _kinds(session)
+
+
+# -- lockout ----------------------------------------------------------------------------------------------
+
+def test_lockout_after_the_configured_failures_then_unlocks_after_the_delay(
+        session: Session, staff: User, clock: FrozenClock, policy: Callable[..., None]) -> None:
+    policy(max_failed_logins=3, lockout=timedelta(minutes=10))
+    _fail(session, 'staff', 2)
+    assert staff.failed_logins == 2 and staff.locked_until_dt is None
+    _fail(session, 'staff', 1)
+    assert staff.locked_until_dt == now() + timedelta(minutes=10)
+    with pytest.raises(LoginFailed):
+        authenticate(session, 'staff', PASSWORD)  # locked: the right password does not help
+    clock.advance(timedelta(minutes=9, seconds=59))
+    with pytest.raises(LoginFailed):
+        authenticate(session, 'staff', PASSWORD)
+    clock.advance(timedelta(seconds=2))
+    assert authenticate(session, 'staff', PASSWORD) is staff
+    assert staff.locked_until_dt is None and staff.failed_logins == 0
+    session.commit()
+    locked = session.scalars(sa.select(AuditEvent).where(AuditEvent.kind == 'user.locked')).one()
+    assert locked.after is not None and locked.after['username'] == 'staff'
+
+
+def test_admin_unlock_lifts_the_lockout_and_is_audited(session: Session, staff: User, clock: FrozenClock,
+                                                      people: dict[str, User]) -> None:
+    _fail(session, 'staff', directory.MAX_FAILED_LOGINS)
+    assert staff.locked_until_dt is not None
+    unlock_user(session, staff, actor=people['chief'])
+    session.commit()
+    assert authenticate(session, 'staff', PASSWORD) is staff
+    event = session.scalars(sa.select(AuditEvent).where(AuditEvent.kind == 'user.unlocked')).one()
+    assert event.actor_id == people['chief'].id and event.before is not None
+    assert event.before['locked_until'] is not None and event.after == {'username': 'staff'}
+
+
+def _seconds(session: Session, username: str) -> float:
+    started = time.perf_counter()
+    try:
+        authenticate(session, username, 'Wrong-pass1')
+    except LoginFailed:
+        pass
+    return time.perf_counter() - started
+
+
+def test_unknown_and_locked_accounts_cost_one_hash_like_a_wrong_password(
+        session: Session, staff: User, people: dict[str, User], policy: Callable[..., None]) -> None:
+    policy(max_failed_logins=1000)
+    # Costly enough that the hash dominates a login; an unknown name must not answer measurably faster.
+    configure_hashing(time_cost=2, memory_cost=16 * 1024)
+    try:
+        change_password(session, staff, 'Neues-Passw0rt', actor=None)
+        people['staff2'].locked_until_dt = now() + timedelta(hours=1)
+        session.commit()
+        samples: dict[str, list[float]] = {'wrong': [], 'unknown': [], 'locked': []}
+        for _ in range(9):  # interleaved, and the fastest of each kept: load on a shared machine only adds
+            for kind, username in (('wrong', 'staff'), ('unknown', 'nobody'), ('locked', 'staff2')):
+                samples[kind].append(_seconds(session, username))
+    finally:
+        configure_hashing(time_cost=1, memory_cost=1024)
+    wrong, unknown, locked = (min(samples[k]) for k in ('wrong', 'unknown', 'locked'))
+    assert 0.5 < unknown / wrong < 2 and 0.5 < locked / wrong < 2, (wrong, unknown, locked)
+
+
+# -- TOTP --------------------------------------------------------------------------------------------------
+
+def _enrolled(session: Session, user: User) -> pyotp.TOTP:
+    secret = new_totp_secret()
+    enrol_totp(session, user, secret, pyotp.TOTP(secret).at(now()))
+    session.commit()
+    return pyotp.TOTP(secret)
+
+
+def test_enrolment_needs_a_matching_code(session: Session, staff: User, clock: FrozenClock) -> None:
+    secret = new_totp_secret()
+    with pytest.raises(ValidationFailed):
+        enrol_totp(session, staff, secret, '000000' if pyotp.TOTP(secret).at(now()) != '000000' else '111111')
+    assert staff.totp_secret is None
+    enrol_totp(session, staff, secret, pyotp.TOTP(secret).at(now()))
+    session.commit()
+    assert staff.totp_secret == secret and 'user.totp_enrolled' in _kinds(session)
+
+
+def test_password_alone_does_not_log_in_an_enrolled_user(session: Session, staff: User, clock: FrozenClock) -> None:
+    totp = _enrolled(session, staff)
+    with pytest.raises(SecondFactorRequired) as step:
+        authenticate(session, 'staff', PASSWORD)
+    assert step.value.user is staff
+    clock.advance(timedelta(seconds=30))
+    assert verify_second_factor(session, staff, totp.at(now())) is staff
+    assert staff.last_login_dt == now()
+
+
+def test_a_code_is_accepted_once_and_wrong_codes_count_towards_lockout(
+        session: Session, staff: User, clock: FrozenClock, policy: Callable[..., None]) -> None:
+    policy(max_failed_logins=2)
+    totp = _enrolled(session, staff)
+    clock.advance(timedelta(seconds=60))
+    code = totp.at(now())
+    verify_second_factor(session, staff, code)
+    with pytest.raises(LoginFailed):
+        verify_second_factor(session, staff, code)  # replayed
+    assert staff.failed_logins == 1
+    with pytest.raises(LoginFailed):
+        verify_second_factor(session, staff, 'abcdef')
+    assert staff.locked_until_dt is not None
+    clock.advance(timedelta(seconds=30))
+    with pytest.raises(LoginFailed):
+        verify_second_factor(session, staff, totp.at(now()))  # locked now
+
+
+def test_codes_from_the_neighbouring_time_steps_only(session: Session, staff: User, clock: FrozenClock) -> None:
+    totp = _enrolled(session, staff)
+    clock.advance(timedelta(minutes=5))
+    with pytest.raises(LoginFailed):
+        verify_second_factor(session, staff, totp.at(now() - timedelta(seconds=90)))
+    assert verify_second_factor(session, staff, totp.at(now() - timedelta(seconds=30))) is staff
+
+
+def test_required_roles_need_a_second_factor_even_before_enrolment(
+        session: Session, people: dict[str, User], policy: Callable[..., None]) -> None:
+    policy(totp_required_roles=frozenset({'supervisor'}))
+    with pytest.raises(SecondFactorRequired):
+        authenticate(session, 'chief', PASSWORD)
+    assert authenticate(session, 'staff', PASSWORD) is people['staff']
