@@ -41,7 +41,7 @@ test-sqlite:
 	$(BIN)/pytest -q
 
 test-postgres:
-	FENGQIAO_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -q tests/engine tests/api -m "not browser"
+	FENGQIAO_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -q tests/engine tests/api tests/faults -m "not browser"
 
 ## Benchmarks (not part of the test run); figures print with their same-run baselines.
 bench: setup

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from engine.clock import now
 from engine.i18n import N_, _
 from engine.models.audit import AuditChainHead, AuditEvent
+from engine.models.audit_archive import AuditArchive
 from engine.models.users import User
 
 _PENDING_KEY = 'fengqiao_audit_pending'
@@ -144,6 +145,8 @@ BREAK_MESSAGES = {
     'beyond_head': N_('第 {id} 条记录不在链头登记的范围内，可能是事后插入的。'),
     'head': N_('最新的第 {id} 条记录与链头登记的哈希值不符，可能被替换。'),
     'tail_missing': N_('第 {id} 至第 {last} 条记录缺失：链头登记了这些记录，表中却没有，最新的记录被删除。'),
+    'archive_unknown': N_('从第 {id} 条起的归档文件与登记的归档检查点都不符，文件可能被修改或不属于本系统。'),
+    'archive_unreadable': N_('归档文件第 {id} 行无法读取：不是有效的审计归档（JSON Lines）。'),
 }
 
 
@@ -185,10 +188,11 @@ _CHAIN_COLUMNS = ('id', 'occurred_dt', 'actor_id', 'actor_name', 'kind', 'case_i
                   'org_path', 'before', 'after', 'note', 'prev_hash', 'hash')
 
 
-def _iter_rows(session: Session, batch: int) -> Iterator[dict[str, Any]]:
-    """Every row as a plain dict, in id order: columns, not entities, so nothing fills the identity map."""
+def _iter_rows(session: Session, batch: int, after_id: int = 0) -> Iterator[dict[str, Any]]:
+    """Every row past ``after_id`` as a plain dict, in id order: columns, not entities, so nothing fills the
+    identity map."""
     columns = [getattr(AuditEvent, name) for name in _CHAIN_COLUMNS]
-    last_id = 0
+    last_id = after_id
     while True:
         rows = session.execute(sa.select(*columns).where(AuditEvent.id > last_id)
                                .order_by(AuditEvent.id).limit(batch)).all()
@@ -203,21 +207,42 @@ def _broken(checked: int, row: dict[str, Any], code: str, reason: str, head_id: 
     return ChainReport(checked, row['id'], reason, code, row['kind'], row['occurred_dt'], head_id)
 
 
-def verify_chain(session: Session, *, batch: int = 2000) -> ChainReport:
+def chain_start(session: Session) -> tuple[int, str]:
+    """Where the live chain begins: the first id expected and the ``prev_hash`` it must carry.
+
+    From row 1 with an empty hash, unless the oldest rows were archived (:mod:`engine.archive`): then from
+    the row after the archive checkpoint that ends just before the oldest remaining row, with that
+    checkpoint's hash. Rows missing with no such checkpoint are reported by the verifier as missing.
+    """
+    first = session.scalar(sa.select(sa.func.min(AuditEvent.id)))
+    if first == 1:
+        return 1, ''
+    checkpoints = sa.select(AuditArchive.last_event_id, AuditArchive.last_hash)
+    if first is None:  # everything archived (or nothing written yet): resume after the newest checkpoint
+        newest = session.execute(checkpoints.order_by(AuditArchive.last_event_id.desc()).limit(1)).one_or_none()
+    else:
+        newest = session.execute(checkpoints.where(AuditArchive.last_event_id == first - 1)).one_or_none()
+    return (1, '') if newest is None else (newest[0] + 1, newest[1])
+
+
+def verify_chain(session: Session, *, batch: int = 2000, start: tuple[int, str] | None = None) -> ChainReport:
     """Recompute every hash in id order and report the first row that does not match.
 
     Finds an edited row (its hash), a removed row (a gap in the ids, or the next row's link), a row
     inserted or replaced with a recomputed hash (the next row's link, or the chain head), and a removed
     tail (the chain head). Someone able to rewrite every later row *and* the chain head is beyond what an
-    unkeyed chain can show.
+    unkeyed chain can show. Archived rows are skipped: the chain resumes from their checkpoint's hash.
 
     :param batch: rows read per query
+    :param start: ``(first id, prev_hash)`` to begin at, e.g. after the rows of an archive file already
+        verified; default: :func:`chain_start`
     """
     head = session.execute(sa.select(AuditChainHead.last_event_id, AuditChainHead.last_hash)
                            .where(AuditChainHead.id == 1)).one_or_none()
     head_id = head[0] if head is not None else None
-    prev_hash, expected_id, checked = '', 1, 0
-    for row in _iter_rows(session, batch):
+    expected_id, prev_hash = start if start is not None else chain_start(session)
+    checked = 0
+    for row in _iter_rows(session, batch, expected_id - 1):
         if row['id'] != expected_id:
             return _broken(checked, row, 'missing', f'row {expected_id} is missing', head_id)
         if row['prev_hash'] != prev_hash:
@@ -232,4 +257,8 @@ def verify_chain(session: Session, *, batch: int = 2000) -> ChainReport:
     if head_id is not None and head_id >= expected_id:
         # Rows were removed from the end: the head still remembers the newest id and hash.
         return ChainReport(checked, expected_id, 'the newest rows are missing', 'tail_missing', head_id=head_id)
+    if head is not None and head_id == expected_id - 1 and checked == 0 and head[1] != prev_hash:
+        # Every row archived: the newest checkpoint must end where the head does.
+        return ChainReport(checked, head_id, 'the chain head does not match the archive checkpoint', 'head',
+                           head_id=head_id)
     return ChainReport(checked, None, None, head_id=head_id)

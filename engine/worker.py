@@ -273,7 +273,8 @@ class Worker:
         ms = (time.perf_counter() - started) * 1000
         level = logging.WARNING if outcome in ('retry', 'dead') else logging.INFO
         logger.log(level, 'job %s %s %s %.1fms%s', claimed.kind, claimed.key, outcome, ms,
-                   f' ({error})' if error else '')
+                   f' ({error})' if error else '',
+                   extra={'job_id': claimed.id, 'job_kind': claimed.kind, 'job_key': claimed.key, 'outcome': outcome})
         return outcome
 
     @contextmanager

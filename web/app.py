@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request, session
+from flask import Flask, current_app, jsonify, render_template, request, session
 from flask_babel import Babel, gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -17,6 +17,7 @@ from engine import i18n
 from engine.mail import configure_mail
 from web.core.auth import init_auth
 from web.core.database import init_database
+from web.core.health import init_health
 from web.core.templating import init_templating
 
 csrf = CSRFProtect()
@@ -62,6 +63,7 @@ def create_app(config: Any = None) -> Flask:
     _register_error_handlers(app)
     _register_cli(app)
     app.after_request(_security_headers)
+    init_health(app)
     return app
 
 
@@ -144,9 +146,19 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def _security_headers(response: Any) -> Any:
-    response.headers.setdefault('X-Content-Type-Options', 'nosniff')
-    response.headers.setdefault('X-Frame-Options', 'DENY')
-    response.headers.setdefault('Referrer-Policy', 'same-origin')
-    response.headers.setdefault('Content-Security-Policy',
-                                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+    """Headers on every response: no framing, no sniffing, a CSP without inline scripts, HSTS over HTTPS,
+    and no caching of pages (they hold personal data; the back button after logout must not show them)."""
+    headers = response.headers
+    headers.setdefault('X-Content-Type-Options', 'nosniff')
+    headers.setdefault('X-Frame-Options', 'DENY')
+    headers.setdefault('Referrer-Policy', 'same-origin')
+    headers.setdefault('Cross-Origin-Opener-Policy', 'same-origin')
+    headers.setdefault('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=()')
+    headers.setdefault('Content-Security-Policy',
+                       "default-src 'self'; script-src 'self'; img-src 'self' data:; object-src 'none'; "
+                       "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+    if request.is_secure or current_app.config.get('SESSION_COOKIE_SECURE'):
+        headers.setdefault('Strict-Transport-Security', 'max-age=31536000; includeSubDomains')
+    if response.mimetype == 'text/html' and 'Cache-Control' not in headers:
+        headers['Cache-Control'] = 'no-store'
     return response

@@ -6,6 +6,7 @@ import logging
 import re
 import signal
 import threading
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -234,11 +235,20 @@ def audit_group() -> None:
 
 @audit_group.command('verify')
 @click.option('--batch', default=2000, show_default=True, type=click.IntRange(1, 100000), help='每次读取的记录数')
+@click.option('--archive', 'archives', multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help='同时校验的归档文件（audit archive 生成），可重复：归档文件与数据库中的记录作为一条链校验')
 @with_appcontext
-def audit_verify_command(batch: int) -> None:
-    """Recompute the audit chain: print OK and the row count, or the first broken row and exit with status 1."""
+def audit_verify_command(batch: int, archives: tuple[Path, ...]) -> None:
+    """Recompute the audit chain: print OK and the row count, or the first broken row and exit with status 1.
+
+    With ``--archive``, the archive files' rows and the live table are checked as one chain.
+    """
+    from engine.archive import verify_archives
     with session_factory()() as session:
-        report = verify_chain(session, batch=batch)
+        if archives:
+            report = verify_archives(session, [path.read_bytes() for path in archives], batch=batch)
+        else:
+            report = verify_chain(session, batch=batch)
     if report.ok:
         click.echo(f'OK：审计链完整，共校验 {report.checked} 条记录。')
         return
@@ -247,3 +257,39 @@ def audit_verify_command(batch: int) -> None:
                f'时间={when}', err=True)
     click.echo(f'{report.message}（此前 {report.checked} 条记录校验无误）', err=True)
     raise SystemExit(1)
+
+
+@audit_group.command('archive')
+@click.option('--before', required=True, type=click.DateTime(formats=['%Y-%m-%d']),
+              help='截止日期（YYYY-MM-DD，北京时间）：归档此日之前发生的记录')
+@click.option('--out', 'out_path', required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help='写入的归档文件（JSON Lines），不得已存在')
+@click.option('--retention-months', default=6, show_default=True, type=click.IntRange(6, 1200),
+              envvar='FENGQIAO_AUDIT_RETENTION_MONTHS', help='审计日志至少保留的月数（不少于 6）')
+@with_appcontext
+def audit_archive_command(before: datetime, out_path: Path, retention_months: int) -> None:
+    """Move audit events older than ``--before`` to a JSON-lines file, keeping the chain verifiable.
+
+    Records a checkpoint (last archived hash, the file's sha256) and deletes the archived rows in one
+    transaction; on any failure nothing is deleted and the file is removed.
+    """
+    from engine.archive import archive_events
+    try:
+        with out_path.open('xb') as out, unit_of_work(session_factory()) as session:
+            result = archive_events(session, before.date(), out, file_name=out_path.name,
+                                    retention_months=retention_months)
+    except FileExistsError:
+        raise click.ClickException(f'文件 {out_path} 已存在，不会覆盖。') from None
+    except BaseException as exc:
+        out_path.unlink(missing_ok=True)
+        if isinstance(exc, EngineError):
+            _fail(exc)
+        raise
+    if result.checkpoint is None:
+        out_path.unlink(missing_ok=True)
+        click.echo(f'{before.date().isoformat()} 之前没有可归档的审计记录。')
+        return
+    checkpoint = result.checkpoint
+    click.echo(f'已归档 {result.count} 条审计记录（第 {checkpoint.first_event_id} 至第 {checkpoint.last_event_id} 条）'
+               f'到 {out_path}，sha256={checkpoint.file_sha256}，检查点 #{checkpoint.id}。')
+    click.echo('请妥善保存该文件；用 audit verify --archive 文件 可将其与数据库中的记录一起校验。')

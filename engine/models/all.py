@@ -1,6 +1,7 @@
 """Import every model so the metadata is complete (Alembic env, create_all in tests)."""
 
 from engine.models.audit import AuditChainHead, AuditEvent
+from engine.models.audit_archive import AuditArchive
 from engine.models.calendar import CalendarOverride, CaseClock
 from engine.models.cases import Case, CaseAccessGrant, Document
 from engine.models.comments import Attachment, Comment
@@ -16,7 +17,8 @@ from engine.models.ranking import RankingSnapshot, RankingWeight
 from engine.models.tasks import HumanTask
 from engine.models.users import ApiToken, Group, Membership, User
 
-__all__ = ['AcceptedWarning', 'ApiToken', 'Attachment', 'AuditChainHead', 'AuditEvent', 'CalendarOverride', 'Case',
+__all__ = ['AcceptedWarning', 'ApiToken', 'Attachment', 'AuditArchive', 'AuditChainHead', 'AuditEvent',
+           'CalendarOverride', 'Case',
            'CaseAccessGrant', 'CaseClock', 'Comment', 'DefinitionDraft', 'Document', 'Group', 'HumanTask', 'Job',
            'Membership', 'MigrationBatch', 'MigrationItem', 'Notification', 'OrgUnit', 'ProcessDefinition',
            'ProcessInstance', 'RankingSnapshot', 'RankingWeight', 'SavedFilter', 'User']

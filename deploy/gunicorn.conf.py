@@ -1,0 +1,35 @@
+"""gunicorn settings for Fengqiao (``gunicorn -c deploy/gunicorn.conf.py wsgi:app``).
+
+Everything else is configured by environment (see docs/production.md); these settings only shape the
+processes. Read by gunicorn, not imported by the app.
+"""
+
+import multiprocessing
+import os
+
+#: nginx on the same host proxies to this address; never expose gunicorn directly
+bind = os.environ.get('FENGQIAO_BIND', '127.0.0.1:8000')
+#: worker processes: (2 x cores) + 1 by default; each holds its own database pool (5 + 10 connections)
+workers = int(os.environ.get('WEB_CONCURRENCY', multiprocessing.cpu_count() * 2 + 1))
+#: threads per worker: requests mostly wait on PostgreSQL
+worker_class = 'gthread'
+threads = int(os.environ.get('FENGQIAO_THREADS', 4))
+#: not preloaded: each worker opens its own database connections after the fork
+preload_app = False
+#: a request running longer than this is killed (uploads are capped at FENGQIAO_ATTACHMENT_MAX_BYTES)
+timeout = 60
+#: on SIGTERM (systemctl stop/reload) workers finish their requests for up to this long, then exit
+graceful_timeout = 30
+keepalive = 5
+#: recycle workers now and then, staggered, so that no slow leak grows for weeks
+max_requests = 2000
+max_requests_jitter = 200
+#: trust X-Forwarded-* only from the local nginx (the app's FENGQIAO_PROXY_FIX applies them)
+forwarded_allow_ips = '127.0.0.1'
+#: the app logs one line per request with its request id (FENGQIAO_LOG_FORMAT=json); gunicorn's own
+#: access log would only repeat it
+accesslog = None
+errorlog = '-'
+loglevel = 'info'
+#: the name ps and top show
+proc_name = 'fengqiao-web'
