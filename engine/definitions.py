@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from lxml import etree
 from sqlalchemy.orm import Session
 
 from engine import audit
@@ -109,7 +110,7 @@ def deploy_with_report(session: Session, source: bytes | str, *, actor: User | N
         raise WarningsNotAccepted(_(MSG_WARNINGS).format(count=len(report.warnings)), report)
     definition = ProcessDefinition(
         key=key, version=(newest.version + 1) if newest else 1, kind=kind, name=report.name or key,
-        source=raw.decode('utf-8'), checksum=digest, deployed_by_id=actor.id if actor else None,
+        source=_stored_text(raw), checksum=digest, deployed_by_id=actor.id if actor else None,
         deployed_dt=now())
     session.add(definition)
     session.flush()
@@ -131,6 +132,18 @@ def deploy(session: Session, source: bytes | str, *, actor: User | None, filenam
     """
     result = deploy_with_report(session, source, actor=actor, filename=filename, accept_warnings=accept_warnings)
     return result.definition, result.created
+
+
+def _stored_text(raw: bytes) -> str:
+    """The source as stored text: UTF-8 as is; a document validation read in another declared encoding
+    (UTF-16, GB18030...) is re-serialized as UTF-8 with a declaration saying so, rather than failing to decode."""
+    try:
+        return raw.decode('utf-8')
+    except UnicodeDecodeError:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+        root = etree.fromstring(raw, parser)
+        text: str = etree.tostring(root, encoding='unicode')
+        return '<?xml version="1.0" encoding="UTF-8"?>\n' + text
 
 
 def _deployable(report: ValidationReport) -> tuple[str, str]:

@@ -32,10 +32,11 @@ def _select_locale() -> str:
 
 
 class RecordIdConverter(IntegerConverter):
-    """``<int:…>`` in every route: a non-negative integer that a BIGINT column can hold."""
+    """``<int:…>`` in every route: a non-negative integer that the INTEGER id columns can hold."""
 
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault('max', 2**63 - 1)
+        # Every primary key is an INTEGER (int4 on PostgreSQL): a larger id there is a DataError, not no row.
+        kwargs.setdefault('max', 2**31 - 1)
         super().__init__(map, *args, **kwargs)
 
 
@@ -45,7 +46,7 @@ def create_app(config: Any = None) -> Flask:
     :param config: a Config instance (defaults to ``Config()`` read from the environment)
     """
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
-    # Record ids fit a signed 64-bit column: a longer number in a URL is a 404, not a database overflow.
+    # Record ids fit a signed 32-bit column: a larger number in a URL is a 404, not a database overflow.
     app.url_map.converters['int'] = RecordIdConverter
     app.config.from_object(config or Config())
     workflows.register()

@@ -8,6 +8,7 @@ handlers it describes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
@@ -114,9 +115,17 @@ def json_body() -> Any:
         raise ValidationFailed(MSG_INVALID_BODY,
                                {'_schema': ['请求体须为 JSON，并设置 Content-Type: application/json。']})
     try:
-        return request.get_json()
-    except BadRequest:
+        body = request.get_json()
+    except (BadRequest, RecursionError):
         raise ValidationFailed(MSG_INVALID_BODY, {'_schema': ['请求体不是有效的 JSON。']}) from None
+    try:
+        # Python's parser takes what no database stores: NaN/Infinity (not JSON at all) and lone surrogates
+        # from \ud800-style escapes (not encodable as UTF-8). Refuse them here rather than fail at the INSERT.
+        json.dumps(body, ensure_ascii=False, allow_nan=False).encode('utf-8')
+    except (ValueError, RecursionError):
+        raise ValidationFailed(MSG_INVALID_BODY,
+                               {'_schema': ['请求体含有无法保存的内容（无效的字符，或 NaN、Infinity）。']}) from None
+    return body
 
 
 def load_body(schema: Schema) -> dict[str, Any]:
