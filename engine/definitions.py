@@ -22,7 +22,7 @@ from engine.lint import Finding, ValidationReport, validate_source
 from engine.models.definitions import ProcessDefinition
 from engine.models.drafts import AcceptedWarning
 from engine.models.users import Group, User
-from engine.specs import MSG_REJECTED, DecisionBundle, ProcessBundle, SpecCache, checksum
+from engine.specs import MSG_REJECTED, DecisionBundle, ProcessBundle, SpecCache, checksum, safe_xml_parser, utf8_text
 
 __all__ = [
     'Deployment',
@@ -140,10 +140,7 @@ def _stored_text(raw: bytes) -> str:
     try:
         return raw.decode('utf-8')
     except UnicodeDecodeError:
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-        root = etree.fromstring(raw, parser)
-        text: str = etree.tostring(root, encoding='unicode')
-        return '<?xml version="1.0" encoding="UTF-8"?>\n' + text
+        return utf8_text(etree.fromstring(raw, safe_xml_parser()))
 
 
 def _deployable(report: ValidationReport) -> tuple[str, str]:

@@ -28,6 +28,7 @@ from engine.i18n import N_, _
 from engine.models.definitions import ProcessDefinition
 from engine.models.drafts import DRAFT_KINDS, AcceptedWarning, DefinitionDraft
 from engine.models.users import User
+from engine.specs import safe_xml_parser, utf8_text
 
 if TYPE_CHECKING:
     from engine.definitions import ValidationReport
@@ -70,18 +71,13 @@ class Header:
 
 # -- reading a document ---------------------------------------------------------------------------------
 
-def _parser() -> etree.XMLParser:
-    # Designers upload files from anywhere: no entities, no DTDs, no network, no billion laughs.
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-
-
 def _parse(content: bytes) -> etree._Element:
     if not content.strip():
         raise ValidationFailed(_(MSG_INVALID), {'xml': [_(MSG_EMPTY)]})
     if len(content) > MAX_XML_BYTES:
         raise ValidationFailed(_(MSG_INVALID), {'xml': [_(MSG_TOO_LARGE)]})
     try:
-        return etree.fromstring(content, _parser())
+        return etree.fromstring(content, safe_xml_parser())
     except etree.XMLSyntaxError as error:
         raise ValidationFailed(_(MSG_INVALID), {'xml': [_(MSG_NOT_XML).format(error=error.msg)]}) from None
 
@@ -141,9 +137,7 @@ def decode_upload(content: bytes) -> str:
             return content.decode('utf-8-sig')
         except UnicodeDecodeError as error:
             raise ValidationFailed(_(MSG_INVALID), {'xml': [_(MSG_NOT_XML).format(error=error.reason)]}) from None
-    # The stored text is always UTF-8; its declaration must say so.
-    text: str = etree.tostring(root, encoding='unicode')
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + text
+    return utf8_text(root)
 
 
 # -- blank documents --------------------------------------------------------------------------------------

@@ -535,6 +535,17 @@ def _as_bytes(source: bytes | str) -> bytes:
     return source.encode('utf-8') if isinstance(source, str) else bytes(source)
 
 
+def safe_xml_parser() -> etree.XMLParser:
+    """A parser for untrusted XML: no DTDs, no entity expansion, no network, no huge trees."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def utf8_text(root: Element) -> str:
+    """``root`` as stored text: UTF-8, with a declaration saying so whatever the document declared."""
+    text: str = etree.tostring(root, encoding='unicode')
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + text
+
+
 def _parse_xml(source: bytes | str) -> Element:
     """Parse untrusted XML without DTDs, entities or network access.
 
@@ -553,10 +564,8 @@ def _parse_xml(source: bytes | str) -> Element:
     if any(marker in data for marker in (b'<!DOCTYPE', '<!DOCTYPE'.encode('utf-16-le'),
                                          '<!DOCTYPE'.encode('utf-16-be'))):
         raise _rejected(None, _(MSG_DOCTYPE))
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                             remove_comments=False)
     try:
-        root = etree.fromstring(data, parser)
+        root = etree.fromstring(data, safe_xml_parser())
     except etree.XMLSyntaxError as error:
         raise _rejected(None, _(MSG_NOT_XML).format(error=error)) from None
     docinfo = root.getroottree().docinfo
