@@ -92,14 +92,38 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin_before_savepoint(conn: sa.Connection, name: str) -> None:
+    """Open the transaction before a SAVEPOINT that would otherwise be its first statement.
+
+    pysqlite emits BEGIN only before DML. A SAVEPOINT outside a transaction starts one that its own
+    RELEASE commits, so ``session.begin_nested()`` as a first statement would protect nothing: the
+    outer rollback could no longer undo what the savepoint wrapped.
+
+    Not SQLAlchemy's full recipe (driver transactions off, BEGIN on every ``begin``): that makes every
+    SQLite transaction a snapshot from its first SELECT, which PostgreSQL's READ COMMITTED is not, and
+    turns a read-then-write transaction racing another writer into "database is locked"
+    (SQLITE_BUSY_SNAPSHOT). Reads keep pysqlite's behaviour; only the savepoint gets its transaction.
+    """
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection is None or dbapi_connection.isolation_level is None:
+        return  # AUTOCOMMIT: no transaction wanted
+    if not dbapi_connection.in_transaction:
+        conn.exec_driver_sql('BEGIN')
+
+
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """Create the SQLAlchemy engine for ``url`` with the settings each backend needs.
+
+    On SQLite a savepoint always runs inside a transaction (:func:`_sqlite_begin_before_savepoint`); on
+    PostgreSQL the pool pings a connection before handing it out, so a restarted server costs the
+    requests of the outage, not every pooled connection's next request.
 
     :param url: a SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``)
     """
     if url.startswith('sqlite'):
         engine = sa.create_engine(url, connect_args={'check_same_thread': False, 'timeout': 10}, **kwargs)
         event.listen(engine, 'connect', _sqlite_pragmas)
+        event.listen(engine, 'savepoint', _sqlite_begin_before_savepoint)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 

@@ -17,6 +17,7 @@ from engine import i18n
 from engine.mail import configure_mail
 from web.core.auth import init_auth
 from web.core.database import init_database
+from web.core.database_faults import database_fault, database_unavailable
 from web.core.health import init_health
 from web.core.templating import init_templating
 
@@ -139,6 +140,9 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
+        fault = database_fault(exc)  # the database failed outside a view (loading the caller, say)
+        if fault is not None:
+            return database_unavailable(fault, exc)
         log.exception('unhandled error on %s', request.path)
         message = gettext('系统内部错误，已记录。请稍后重试或联系管理员。')
         if _wants_json():

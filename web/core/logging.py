@@ -20,6 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, Response, g, has_request_context, request
 
 #: a proxy-supplied id is trusted only in this shape (nginx's ``$request_id`` is 32 hex digits)
@@ -102,7 +103,13 @@ def _start_request() -> None:
 def _user_id() -> int | None:
     """The logged-in user's id if flask-login already loaded one (never loads it: no query for logging)."""
     user = g.get('_login_user')
-    return getattr(user, 'id', None) if user is not None and getattr(user, 'is_authenticated', False) else None
+    if user is None or not getattr(user, 'is_authenticated', False):
+        return None
+    # The identity key, not ``user.id``: after a failed flush or a rollback the row is expired, and reading
+    # an attribute would query the database, which may be the very thing that just failed.
+    state = sa.inspect(user, raiseerr=False)
+    identity = state.identity if state is not None else None
+    return int(identity[0]) if identity else None
 
 
 def _finish_request(response: Response) -> Response:
