@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,8 +17,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
 from engine import audit
+from engine.access import AUDIT_ADMIN, SECURITY_ADMIN, SYSTEM_ADMIN_ROLES, THREE_ROLES, Scope, load_scope, refuse
 from engine.clock import now
-from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.db import starts_with
+from engine.errors import AccessDenied, Conflict, NotFound, ValidationFailed
 from engine.i18n import N_
 from engine.models.org_units import LEVELS, OrgUnit
 from engine.models.users import ApiToken, Group, Membership, User
@@ -61,6 +64,18 @@ class AccountPolicy:
 
 
 _policy = AccountPolicy()
+
+MSG_TWO_ROLES = N_('三员分立：同一人不能兼任系统管理员、安全保密管理员、安全审计员中的两个角色。')
+MSG_SELF = N_('不能给自己授予、撤销角色或重置双因素认证，请由另一位安全保密管理员办理。')
+MSG_NOT_SECURITY_ADMIN = N_('只有安全保密管理员可以授予、撤销角色或重置双因素认证。')
+MSG_NOT_SYSTEM_ADMIN = N_('只有系统管理员可以管理用户账号。')
+MSG_OUTSIDE = N_('机构或用户不存在，或不在您的管辖范围内。')
+MSG_PROTECTED = N_('安全保密管理员和安全审计员的账号不能由系统管理员修改。')
+MSG_SELF_DEACTIVATE = N_('不能停用自己的账号。')
+MSG_NO_USER = N_('用户不存在')
+MSG_NO_MEMBERSHIP = N_('该角色授权不存在')
+#: the most users one page of the account list shows
+USER_LIST_MAX = 200
 
 
 class LoginFailed(Exception):
@@ -160,9 +175,13 @@ def create_user(session: Session, username: str, display_name: str, password: st
                 actor: User | None, enforce_policy: bool = True, email: str | None = None) -> User:
     """Create an account at ``org_unit``.
 
+    :param actor: the 系统管理员 creating it (their subtree must hold ``org_unit``), or None for the command
+        line and the loaders
     :param enforce_policy: check the password policy (the demo loader's known passwords skip it)
     :param email: where reminders are mailed when SMTP is configured (None: in-app only)
     """
+    if actor is not None:
+        _require_reach(session, actor, SYSTEM_ADMIN_ROLES, org_unit.path, MSG_NOT_SYSTEM_ADMIN)
     problems = check_password_policy(password, username) if enforce_policy else []
     if problems:
         raise ValidationFailed('密码不符合要求', {'password': problems})
@@ -180,13 +199,48 @@ def create_user(session: Session, username: str, display_name: str, password: st
 
 def add_membership(session: Session, user: User, group: Group, org_unit: OrgUnit, *,
                    actor: User | None) -> Membership:
-    """Grant ``group``'s role to ``user`` at ``org_unit``."""
+    """Grant ``group``'s role to ``user`` at ``org_unit`` (audited as ``membership.added``).
+
+    Whoever calls, a person never holds two of the 三员 roles (see :func:`check_separation`). A grant made by
+    a person (not the command line or the demo loader) must come from a 安全保密管理员 whose subtree holds
+    both ``org_unit`` and the user's own unit, and never to themselves.
+
+    :param actor: the security administrator, or None for the command line and the loaders
+    :raises ValidationFailed: the grant would join two of the 三员 roles in one person
+    :raises AccessDenied: the actor is not a security administrator, or grants to themselves
+    :raises NotFound: the unit or the user lies outside the actor's subtree
+    :raises Conflict: the user already holds that role at that unit
+    """
+    if actor is not None:
+        _require_grantor(session, actor, user, user.org_unit.path, org_unit.path)
+    check_separation(session, user, group.code)
+    if session.scalar(sa.select(Membership.id).where(Membership.user_id == user.id, Membership.group_id == group.id,
+                                                     Membership.org_unit_id == org_unit.id)) is not None:
+        raise Conflict(N_('该用户在该机构已有此角色。'))
     membership = Membership(user=user, group=group, org_unit=org_unit)
     session.add(membership)
     session.flush()
     audit.record(session, 'membership.added', actor=actor, org_path=org_unit.path,
                  after={'user': user.username, 'group': group.code, 'org_unit': org_unit.code})
     return membership
+
+
+def remove_membership(session: Session, membership: Membership, *, actor: User | None) -> None:
+    """Revoke one membership (audited as ``membership.removed`` at its unit).
+
+    The user's next request already runs without the role: grants are read afresh for every request.
+
+    :param actor: the security administrator, or None for the command line
+    :raises AccessDenied: the actor is not a security administrator, or revokes their own role
+    :raises NotFound: the membership's unit lies outside the actor's subtree
+    """
+    user, group, unit = membership.user, membership.group, membership.org_unit
+    if actor is not None:
+        _require_grantor(session, actor, user, unit.path)
+    session.delete(membership)
+    session.flush()
+    audit.record(session, 'membership.removed', actor=actor, org_path=unit.path,
+                 before={'user': user.username, 'group': group.code, 'org_unit': unit.code})
 
 
 def authenticate(session: Session, username: str, password: str) -> User:
@@ -253,8 +307,10 @@ def unlock_user(session: Session, user: User, *, actor: User | None) -> User:
     """Lift a lockout and reset the failure count (an administrator's decision, audited as ``user.unlocked``).
 
     :param user: the locked (or not) account
-    :param actor: the administrator, or None for the command line
+    :param actor: a 系统管理员 whose subtree holds the user's unit, or None for the command line
     """
+    if actor is not None:
+        _require_reach(session, actor, SYSTEM_ADMIN_ROLES, user.org_unit.path, MSG_NOT_SYSTEM_ADMIN)
     before = {'failed_logins': user.failed_logins,
               'locked_until': user.locked_until_dt.isoformat() if user.locked_until_dt else None}
     user.failed_logins, user.locked_until_dt = 0, None
@@ -267,7 +323,7 @@ def find_user(session: Session, username: str) -> User:
     """Return the account named ``username`` or raise NotFound."""
     user = session.scalars(sa.select(User).where(User.username == username)).one_or_none()
     if user is None:
-        raise NotFound(N_('用户不存在'))
+        raise NotFound(MSG_NO_USER)
     return user
 
 
@@ -360,7 +416,13 @@ def enrol_totp(session: Session, user: User, secret: str, code: str) -> User:
 
 
 def remove_totp(session: Session, user: User, *, actor: User | None) -> User:
-    """Turn the second factor off (a lost phone: an administrator re-enables enrolment)."""
+    """Turn the second factor off (a lost phone: an administrator re-enables enrolment).
+
+    :param actor: a 安全保密管理员 whose subtree holds the user's unit (not the user), or None for the
+        command line
+    """
+    if actor is not None:
+        _require_grantor(session, actor, user, user.org_unit.path)
     user.totp_secret, user.totp_last_step = None, None
     user.session_version += 1
     audit.record(session, 'user.totp_removed', actor=actor, org_path=user.org_unit.path,
@@ -386,3 +448,211 @@ def user_for_token(session: Session, token: str) -> User | None:
     if row is None or row.expires_dt <= now() or not row.user.is_active:
         return None
     return row.user
+
+
+# -- 三员: who administers whom ----------------------------------------------------------------------------------
+
+def _three_role(code: str) -> str | None:
+    """Which of the 三员 the group ``code`` makes its holder (``admin`` counts as ``system_admin``)."""
+    return next((role for role, codes in THREE_ROLES.items() if code in codes), None)
+
+
+def check_role_codes(codes: Iterable[str]) -> None:
+    """Refuse a set of group codes that holds two of the 三员 roles (the command line checks it up front).
+
+    :raises ValidationFailed: naming the ``group`` field
+    """
+    if len({role for code in codes if (role := _three_role(code))}) > 1:
+        raise ValidationFailed(MSG_TWO_ROLES, {'group': [MSG_TWO_ROLES]})
+
+
+def check_separation(session: Session, user: User, code: str) -> None:
+    """Refuse to give ``user`` the group ``code`` when it would make them two of the 三员.
+
+    :raises ValidationFailed: naming the ``group`` field
+    """
+    if _three_role(code) is None:
+        return
+    held = session.scalars(sa.select(Group.code).join(Membership).where(Membership.user_id == user.id))
+    check_role_codes({code, *held})
+
+
+def _require_reach(session: Session, actor: User, roles: frozenset[str], path: str, message: str) -> None:
+    """Check ``actor`` holds one of ``roles`` at or above ``path``.
+
+    :raises AccessDenied: ``message``, when the actor holds none of ``roles`` anywhere
+    :raises NotFound: the actor holds them, but not over ``path`` (outside their subtree, as if absent)
+    """
+    paths = load_scope(session, actor).paths_of(roles)
+    if not paths:
+        raise AccessDenied(message)
+    if not any(path.startswith(p) for p in paths):
+        raise NotFound(MSG_OUTSIDE)
+
+
+def _require_grantor(session: Session, actor: User, user: User, *paths: str) -> None:
+    """A 安全保密管理员 over every one of ``paths``, acting on someone else than themselves."""
+    for path in paths:
+        _require_reach(session, actor, frozenset({SECURITY_ADMIN}), path, MSG_NOT_SECURITY_ADMIN)
+    if actor.id == user.id:
+        raise AccessDenied(MSG_SELF)
+
+
+def _require_account_admin(session: Session, actor: User, user: User) -> None:
+    """A 系统管理员 over ``user``'s unit; the accounts of the other two 三员 are out of their reach.
+
+    A system administrator who could set the password of a security administrator could log in as one and
+    grant roles, which is what the separation forbids: those accounts are changed on the command line.
+    """
+    _require_reach(session, actor, SYSTEM_ADMIN_ROLES, user.org_unit.path, MSG_NOT_SYSTEM_ADMIN)
+    held = set(session.scalars(sa.select(Group.code).join(Membership).where(Membership.user_id == user.id)))
+    if actor.id != user.id and {_three_role(code) for code in held} & {SECURITY_ADMIN, AUDIT_ADMIN}:
+        raise AccessDenied(MSG_PROTECTED)
+
+
+def update_user(session: Session, user: User, *, display_name: str, email: str | None, org_unit: OrgUnit,
+                actor: User | None) -> User:
+    """Change an account's display name, e-mail and unit (audited as ``user.updated``, changed values only).
+
+    :param actor: a 系统管理员 whose subtree holds the old and the new unit, or None for the command line
+    """
+    if actor is not None:
+        _require_account_admin(session, actor, user)
+        _require_reach(session, actor, SYSTEM_ADMIN_ROLES, org_unit.path, MSG_NOT_SYSTEM_ADMIN)
+    old = {'display_name': user.display_name, 'email': user.email, 'org_unit': user.org_unit.code}
+    new = {'display_name': display_name, 'email': email or None, 'org_unit': org_unit.code}
+    changed = [key for key in old if old[key] != new[key]]
+    if not changed:
+        return user
+    user.display_name, user.email, user.org_unit, user.org_unit_id = display_name, email or None, org_unit, org_unit.id
+    audit.record(session, 'user.updated', actor=actor, org_path=org_unit.path,
+                 before={'username': user.username, **{key: old[key] for key in changed}},
+                 after={'username': user.username, **{key: new[key] for key in changed}})
+    return user
+
+
+def set_user_active(session: Session, user: User, active: bool, *, actor: User | None) -> User:
+    """Deactivate an account (it can no longer log in; its sessions and API tokens stop working) or
+    reactivate it; audited as ``user.deactivated`` or ``user.reactivated``.
+
+    :param actor: a 系统管理员 whose subtree holds the user's unit (not the user), or None for the command line
+    """
+    if actor is not None:
+        _require_account_admin(session, actor, user)
+        if actor.id == user.id and not active:
+            raise AccessDenied(MSG_SELF_DEACTIVATE)
+    if user.is_active == active:
+        return user
+    user.is_active = active
+    if not active:
+        user.session_version += 1
+    audit.record(session, 'user.reactivated' if active else 'user.deactivated', actor=actor,
+                 org_path=user.org_unit.path, after={'username': user.username})
+    return user
+
+
+def reset_password(session: Session, user: User, password: str, *, actor: User | None) -> User:
+    """Set a new password chosen by an administrator (policy checked) and end the user's browser sessions.
+
+    Audited as ``user.password_reset``; the password itself is never recorded.
+
+    :param actor: a 系统管理员 whose subtree holds the user's unit, or None for the command line
+    :raises ValidationFailed: the password breaks the policy (field ``password``)
+    """
+    if actor is not None:
+        _require_account_admin(session, actor, user)
+    problems = check_password_policy(password, user.username)
+    if problems:
+        raise ValidationFailed(N_('密码不符合要求'), {'password': problems})
+    user.password_hash = hash_password(password)
+    user.session_version += 1
+    audit.record(session, 'user.password_reset', actor=actor, org_path=user.org_unit.path,
+                 after={'username': user.username})
+    return user
+
+
+# -- the administrators' lists -----------------------------------------------------------------------------------
+
+def units_within(session: Session, paths: Iterable[str]) -> list[OrgUnit]:
+    """The units in the subtrees at ``paths``, in tree order."""
+    paths = tuple(paths)
+    if not paths:
+        return []
+    return list(session.scalars(sa.select(OrgUnit).where(sa.or_(*(starts_with(OrgUnit.path, p) for p in paths)))
+                                .order_by(OrgUnit.path)))
+
+
+def unit_within(session: Session, paths: Iterable[str], code: str) -> OrgUnit:
+    """The unit ``code`` if it lies in one of the subtrees at ``paths``.
+
+    :raises NotFound: no such unit, or outside the subtrees (the same answer)
+    """
+    unit = session.scalars(sa.select(OrgUnit).where(OrgUnit.code == code)).one_or_none()
+    if unit is None or not any(unit.path.startswith(p) for p in paths):
+        raise NotFound(MSG_OUTSIDE)
+    return unit
+
+
+def list_users(session: Session, paths: Iterable[str], *, text: str | None = None,
+               limit: int = USER_LIST_MAX) -> list[User]:
+    """The accounts whose unit lies in the subtrees at ``paths``, by unit then username.
+
+    :param text: a part of the username or the display name
+    :param limit: at most this many (the caller asks for one more to know whether the list was cut)
+    """
+    paths = tuple(paths)
+    if not paths:
+        return []
+    query = (sa.select(User).join(OrgUnit, OrgUnit.id == User.org_unit_id)
+             .where(sa.or_(*(starts_with(OrgUnit.path, p) for p in paths)))
+             .order_by(OrgUnit.path, User.username).limit(limit))
+    if text:
+        query = query.where(sa.or_(User.username.contains(text, autoescape=True),
+                                   User.display_name.contains(text, autoescape=True)))
+    return list(session.scalars(query))
+
+
+def user_within(session: Session, scope: Scope, roles: frozenset[str], user_id: int) -> User:
+    """The account ``user_id`` if its unit lies where ``scope`` holds one of ``roles``.
+
+    :raises NotFound: no such account, or outside those subtrees (the same answer; the attempt on an existing
+        account is noted, see ``engine.access.refuse``)
+    """
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(MSG_NO_USER)
+    if not any(user.org_unit.path.startswith(p) for p in scope.paths_of(roles)):
+        raise refuse(session, scope.user_id, 'user', user_id, user.org_unit.path, MSG_NO_USER)
+    return user
+
+
+def membership_within(session: Session, scope: Scope, roles: frozenset[str], membership_id: int) -> Membership:
+    """The membership ``membership_id`` if its unit lies where ``scope`` holds one of ``roles``.
+
+    :raises NotFound: no such membership, or outside those subtrees (the attempt noted, as for an account)
+    """
+    membership = session.get(Membership, membership_id)
+    if membership is None:
+        raise NotFound(MSG_NO_MEMBERSHIP)
+    if not any(membership.org_unit.path.startswith(p) for p in scope.paths_of(roles)):
+        raise refuse(session, scope.user_id, 'membership', membership_id, membership.org_unit.path, MSG_NO_MEMBERSHIP)
+    return membership
+
+
+def memberships_of(session: Session, user: User) -> list[Membership]:
+    """Every role ``user`` holds, with its unit, by unit then group code."""
+    return list(session.scalars(sa.select(Membership).join(OrgUnit, OrgUnit.id == Membership.org_unit_id)
+                                .join(Group, Group.id == Membership.group_id).where(Membership.user_id == user.id)
+                                .order_by(OrgUnit.path, Group.code)))
+
+
+def group_counts(session: Session, paths: Iterable[str]) -> list[tuple[Group, int]]:
+    """Every group with how many memberships it has at units in the subtrees at ``paths``, by code."""
+    paths = tuple(paths)
+    within = sa.or_(*(starts_with(OrgUnit.path, p) for p in paths)) if paths else sa.false()
+    counted = (sa.select(Membership.group_id, sa.func.count().label('members'))
+               .join(OrgUnit, OrgUnit.id == Membership.org_unit_id).where(within)
+               .group_by(Membership.group_id).subquery())
+    rows = session.execute(sa.select(Group, sa.func.coalesce(counted.c.members, 0))
+                           .outerjoin(counted, counted.c.group_id == Group.id).order_by(Group.code)).tuples()
+    return [(group, int(count)) for group, count in rows]

@@ -22,7 +22,7 @@ from werkzeug.serving import run_simple
 from engine.audit import verify_chain
 from engine.clock import LOCAL_ZONE
 from engine.db import create_db_engine, create_session_factory, unit_of_work
-from engine.directory import add_membership, create_user, get_group
+from engine.directory import add_membership, check_role_codes, create_user, get_group
 from engine.errors import DeploymentRejected, EngineError, WarningsNotAccepted
 from engine.lint import ValidationReport
 from engine.models.org_units import OrgUnit
@@ -139,8 +139,10 @@ def _email(ctx: click.Context, param: click.Parameter, value: str | None) -> str
 @click.password_option(help='密码（未提供则提示输入）')
 def create_user_command(username: str, display_name: str, unit_code: str, groups: tuple[str, ...],
                         email: str | None, password: str) -> None:
-    """Create a user at an org unit with the given roles."""
+    """Create a user at an org unit with the given roles (三员: at most one of system_admin, security_admin,
+    audit_admin)."""
     try:
+        check_role_codes(groups)
         with unit_of_work(session_factory()) as session:
             unit = session.scalars(sa.select(OrgUnit).where(OrgUnit.code == unit_code)).one_or_none()
             if unit is None:

@@ -21,7 +21,10 @@ BPMN_DIR = Path(__file__).resolve().parent.parent / 'bpmn'
 GROUPS = {
     'township_staff': '司法所工作人员', 'county_officer': '县级社区矫正机构', 'mediator': '医调委调解员',
     'senior_mediator': '资深调解员', 'counsellor': '心理咨询师', 'expert': '医学专家',
-    'health_bureau': '卫健局工作人员', 'supervisor': '主管领导', 'designer': '流程设计人员', 'admin': '系统管理员',
+    'health_bureau': '卫健局工作人员', 'supervisor': '主管领导', 'designer': '流程设计人员',
+    # 三员; ``admin`` is the role older installs had, kept as a system administrator by another name
+    'system_admin': '系统管理员', 'security_admin': '安全保密管理员', 'audit_admin': '安全审计员',
+    'admin': '系统管理员（旧版角色）',
     'village_mediator': '网格员/村（居）人民调解员', 'township_mediator': '乡镇（街道）人民调解委员会',
     'hospital_liaison': '医院医患关系办公室',
 }
@@ -68,6 +71,9 @@ USERS = [
     ('hn_chief', '张卫国（湖南省司法厅）', '430000', ('supervisor',)),
     ('designer', '流程设计员', '430000', ('designer',)),
     ('admin', '系统管理员', '430000', ('admin',)),
+    ('sysadmin', '赵建国（省厅系统管理员）', '430000', ('system_admin',)),
+    ('secadmin', '孙立新（省厅安全保密管理员）', '430000', ('security_admin',)),
+    ('auditadmin', '钱雅琴（省厅安全审计员）', '430000', ('audit_admin',)),
 ]
 
 Progress = Callable[[str], None]

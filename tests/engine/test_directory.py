@@ -1,5 +1,5 @@
 """Accounts: argon2id hashing and rehash, password policy, lockout and unlock, no user enumeration, the TOTP
-second factor, session voiding."""
+second factor, session voiding; the 三员 separation of who grants roles and who keeps accounts."""
 
 from __future__ import annotations
 
@@ -18,20 +18,29 @@ from engine.directory import (
     AccountPolicy,
     LoginFailed,
     SecondFactorRequired,
+    add_membership,
     authenticate,
     change_password,
     check_password_policy,
+    check_role_codes,
     configure_accounts,
     configure_hashing,
+    create_user,
     enrol_totp,
+    get_group,
     new_totp_secret,
+    remove_membership,
+    remove_totp,
+    reset_password,
+    set_user_active,
     unlock_user,
+    update_user,
     verify_second_factor,
 )
-from engine.errors import ValidationFailed
+from engine.errors import AccessDenied, Conflict, NotFound, ValidationFailed
 from engine.models.audit import AuditEvent
-from engine.models.users import User
-from tests.fixtures.directory import PASSWORD
+from engine.models.users import Group, Membership, User
+from tests.fixtures.directory import PASSWORD, Org
 
 
 @pytest.fixture
@@ -135,14 +144,15 @@ def test_lockout_after_the_configured_failures_then_unlocks_after_the_delay(
 
 
 def test_admin_unlock_lifts_the_lockout_and_is_audited(session: Session, staff: User, clock: FrozenClock,
-                                                      people: dict[str, User]) -> None:
+                                                      org: Org, create_member: Callable[..., User]) -> None:
+    sysadmin = create_member('sysadmin', 'system_admin', org.province)
     _fail(session, 'staff', directory.MAX_FAILED_LOGINS)
     assert staff.locked_until_dt is not None
-    unlock_user(session, staff, actor=people['chief'])
+    unlock_user(session, staff, actor=sysadmin)
     session.commit()
     assert authenticate(session, 'staff', PASSWORD) is staff
     event = session.scalars(sa.select(AuditEvent).where(AuditEvent.kind == 'user.unlocked')).one()
-    assert event.actor_id == people['chief'].id and event.before is not None
+    assert event.actor_id == sysadmin.id and event.before is not None
     assert event.before['locked_until'] is not None and event.after == {'username': 'staff'}
 
 
@@ -235,3 +245,136 @@ def test_required_roles_need_a_second_factor_even_before_enrolment(
     with pytest.raises(SecondFactorRequired):
         authenticate(session, 'chief', PASSWORD)
     assert authenticate(session, 'staff', PASSWORD) is people['staff']
+
+
+# -- 三员 ----------------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def three(session: Session, org: Org, create_member: Callable[..., User]) -> dict[str, User]:
+    """A system, a security and an audit administrator of the county."""
+    return {'system': create_member('sysadmin', 'system_admin', org.county),
+            'security': create_member('secadmin', 'security_admin', org.county),
+            'audit': create_member('auditor', 'audit_admin', org.county)}
+
+
+def _codes(session: Session, user: User) -> set[str]:
+    return set(session.scalars(sa.select(Group.code).join(Membership).where(Membership.user_id == user.id)))
+
+
+@pytest.mark.parametrize('held, wanted', [('system_admin', 'security_admin'), ('security_admin', 'audit_admin'),
+                                          ('audit_admin', 'system_admin'), ('admin', 'audit_admin'),
+                                          ('audit_admin', 'admin')])
+def test_no_caller_joins_two_of_the_three_roles_in_one_person(session: Session, org: Org,
+                                                              create_member: Callable[..., User], held: str,
+                                                              wanted: str) -> None:
+    user = create_member('someone', held, org.province)
+    with pytest.raises(ValidationFailed) as refused:  # the command line and the loaders too (actor None)
+        add_membership(session, user, get_group(session, wanted, wanted), org.province, actor=None)
+    assert refused.value.fields == {'group': [directory.MSG_TWO_ROLES]}
+    assert _codes(session, user) == {held}
+    # any other role goes with it, and the same role at another unit too
+    add_membership(session, user, get_group(session, 'designer', 'designer'), org.province, actor=None)
+    add_membership(session, user, get_group(session, held, held), org.county, actor=None)
+    assert _codes(session, user) == {held, 'designer'}
+
+
+def test_check_role_codes_accepts_one_of_the_three() -> None:
+    check_role_codes(['system_admin', 'admin', 'designer'])  # admin is system_admin by another name
+    with pytest.raises(ValidationFailed):
+        check_role_codes(['security_admin', 'audit_admin'])
+
+
+def test_only_a_security_admin_grants_in_their_subtree_and_never_to_themselves(
+        session: Session, org: Org, people: dict[str, User], three: dict[str, User]) -> None:
+    supervisor = get_group(session, 'supervisor', 'supervisor')
+    staff, security = people['staff'], three['security']
+    for actor in (three['system'], three['audit'], people['chief']):
+        with pytest.raises(AccessDenied):
+            add_membership(session, staff, supervisor, org.township, actor=actor)
+    with pytest.raises(NotFound):  # a unit above the county
+        add_membership(session, staff, supervisor, org.city, actor=security)
+    with pytest.raises(NotFound):  # a person of the other county
+        add_membership(session, people['outsider'], supervisor, org.township, actor=security)
+    with pytest.raises(AccessDenied):
+        add_membership(session, security, supervisor, org.county, actor=security)
+    with pytest.raises(Conflict):
+        add_membership(session, staff, get_group(session, 'township_staff'), org.township, actor=security)
+    assert _codes(session, staff) == {'township_staff'} and _codes(session, security) == {'security_admin'}
+    add_membership(session, staff, supervisor, org.township, actor=security)
+    session.commit()
+    assert _codes(session, staff) == {'township_staff', 'supervisor'}
+    event = session.scalars(sa.select(AuditEvent).where(AuditEvent.kind == 'membership.added')
+                            .order_by(AuditEvent.id.desc())).first()
+    assert event is not None and event.actor_id == security.id and event.org_path == org.township.path
+
+
+def test_remove_membership_is_audited_and_refused_to_oneself(session: Session, org: Org, people: dict[str, User],
+                                                             three: dict[str, User]) -> None:
+    security = three['security']
+    own = session.scalars(sa.select(Membership).where(Membership.user_id == security.id)).one()
+    with pytest.raises(AccessDenied):
+        remove_membership(session, own, actor=security)
+    theirs = session.scalars(sa.select(Membership).where(Membership.user_id == people['outsider'].id)).one()
+    with pytest.raises(NotFound):
+        remove_membership(session, theirs, actor=security)
+    with pytest.raises(AccessDenied):
+        remove_membership(session, own, actor=three['system'])
+    staff_role = session.scalars(sa.select(Membership).where(Membership.user_id == people['staff'].id)).one()
+    remove_membership(session, staff_role, actor=security)
+    session.commit()
+    assert _codes(session, people['staff']) == set() and _codes(session, security) == {'security_admin'}
+    [event] = session.scalars(sa.select(AuditEvent).where(AuditEvent.kind == 'membership.removed')).all()
+    assert event.actor_id == security.id and event.org_path == org.township.path
+    assert event.before == {'user': 'staff', 'group': 'township_staff', 'org_unit': org.township.code}
+
+
+def test_accounts_are_created_and_changed_by_a_system_admin_of_their_unit(
+        session: Session, org: Org, people: dict[str, User], three: dict[str, User]) -> None:
+    system = three['system']
+    for actor in (three['security'], three['audit']):
+        with pytest.raises(AccessDenied):
+            create_user(session, 'new_one', '新人', 'Qiao-2025-new', org.township, actor=actor)
+    with pytest.raises(NotFound):
+        create_user(session, 'new_one', '新人', 'Qiao-2025-new', org.other_township, actor=system)
+    user = create_user(session, 'new_one', '新人', 'Qiao-2025-new', org.township, actor=system)
+    version = user.session_version
+    update_user(session, user, display_name='新人甲', email='a@example.cn', org_unit=org.county, actor=system)
+    with pytest.raises(NotFound):
+        update_user(session, user, display_name='新人甲', email=None, org_unit=org.other_county, actor=system)
+    set_user_active(session, user, False, actor=system)
+    assert not user.is_active and user.session_version == version + 1
+    set_user_active(session, user, True, actor=system)
+    with pytest.raises(ValidationFailed):
+        reset_password(session, user, 'short', actor=system)
+    reset_password(session, user, 'Another-pass9', actor=system)
+    assert user.session_version == version + 2
+    session.commit()
+    assert authenticate(session, 'new_one', 'Another-pass9') is user
+    kinds = [kind for kind in _kinds(session) if kind.startswith('user.') and kind != 'user.created']
+    assert kinds == ['user.updated', 'user.deactivated', 'user.reactivated', 'user.password_reset']
+
+
+def test_a_system_admin_cannot_take_over_the_other_two(session: Session, three: dict[str, User]) -> None:
+    system = three['system']
+    for target in (three['security'], three['audit']):
+        with pytest.raises(AccessDenied):
+            reset_password(session, target, 'Another-pass9', actor=system)
+        with pytest.raises(AccessDenied):
+            set_user_active(session, target, False, actor=system)
+    with pytest.raises(AccessDenied):
+        set_user_active(session, system, False, actor=system)
+    assert all(user.is_active for user in three.values())
+
+
+def test_a_security_admin_resets_someone_elses_second_factor(session: Session, people: dict[str, User],
+                                                             three: dict[str, User]) -> None:
+    staff, security = people['staff'], three['security']
+    _enrolled(session, staff)
+    with pytest.raises(AccessDenied):
+        remove_totp(session, staff, actor=three['system'])
+    with pytest.raises(AccessDenied):
+        remove_totp(session, security, actor=security)
+    with pytest.raises(NotFound):
+        remove_totp(session, people['outsider'], actor=security)
+    remove_totp(session, staff, actor=security)
+    assert staff.totp_secret is None

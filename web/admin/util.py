@@ -1,4 +1,5 @@
-"""Helpers of the admin pages: the calendar's coverage warning in the reader's language, listing overrides."""
+"""Helpers of the admin pages: the calendar's coverage warning in the reader's language, listing overrides, the
+account and role pages' choices."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from sqlalchemy.orm import Session, joinedload
 
 from engine.calendar import COVERED_YEARS, PACKAGE_VERSION, coverage_warning, uncovered_years
 from engine.clock import get_clock
+from engine.directory import is_locked, units_within
 from engine.errors import NotFound, ValidationFailed
 from engine.i18n import N_
 from engine.models.calendar import CalendarOverride
 from engine.models.org_units import OrgUnit
+from engine.models.users import Group, User
 from web.core.templating import list_separator
+from web.tasks.util import Choice
 
 #: years offered around the shown one in the year picker
 YEAR_SPAN = 2
@@ -106,3 +110,28 @@ def unit_choices(session: Session) -> list[UnitChoice]:
     """Every unit, in tree order, for the code field's suggestions."""
     rows = session.execute(sa.select(OrgUnit.code, OrgUnit.name).order_by(OrgUnit.path)).all()
     return [UnitChoice(code, name) for code, name in rows]
+
+
+# -- 用户管理 and 角色权限 ---------------------------------------------------------------------------------------
+
+def scoped_unit_choices(session: Session, paths: tuple[str, ...]) -> list[Choice]:
+    """The units an administrator may pick (their subtrees), each indented under its parent."""
+    units = units_within(session, paths)
+    top = min((unit.path.count('/') for unit in units), default=0)
+    return [Choice(unit.code, '\u3000' * (unit.path.count('/') - top) + f'{unit.name}（{unit.code}）')
+            for unit in units]
+
+
+def group_choices(session: Session) -> list[Choice]:
+    """Every role that can be granted, by code, named in words."""
+    return [Choice(group.code, f'{group.name}（{group.code}）')
+            for group in session.scalars(sa.select(Group).order_by(Group.code))]
+
+
+def account_state(user: User) -> str:
+    """停用 / 已锁定 / 正常, in the reader's language."""
+    if not user.is_active:
+        return gettext('已停用')
+    if is_locked(user):
+        return gettext('已锁定')
+    return gettext('正常')
