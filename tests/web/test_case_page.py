@@ -74,12 +74,20 @@ def test_summary_shows_number_person_status_unit_and_dates(client_for: Clients,
     assert rows['流程'] == '社区矫正交付接收与执行'
 
 
-def test_full_id_number_only_for_the_case_units_not_through_a_transfer_grant(
+def test_full_id_number_only_on_request_by_the_case_units_not_through_a_transfer_grant(
         client_for: Clients, session: Session, org: Org, corrections_case: Case) -> None:
-    assert _summary(page(client_for('officer').get(f'/cases/{corrections_case.id}')))['公民身份号码'] == MALE_ID
+    # Masked on the page as first sent, even for the case's own officer; the full number is one audited POST away.
+    officer = client_for('officer')
+    doc = page(officer.get(f'/cases/{corrections_case.id}'))
+    assert _summary(doc)['公民身份号码'] == '431381********0015'
+    assert doc.xpath(f'//form[@action="/cases/{corrections_case.id}/sensitive"]')
+    path = f'/cases/{corrections_case.id}'
+    revealed = post_form(officer, f'{path}/sensitive', {}, token_from=path)
+    assert MALE_ID in revealed.get_data(as_text=True)
     _grant(session, corrections_case, org.other_township.path)
-    body = client_for('outsider').get(f'/cases/{corrections_case.id}').get_data(as_text=True)
-    assert '431381********0015' in body and MALE_ID not in body
+    outsider = client_for('outsider')
+    body = outsider.get(f'/cases/{corrections_case.id}').get_data(as_text=True)
+    assert '431381********0015' in body and MALE_ID not in body and '/sensitive' not in body
 
 
 def test_risk_colour_is_shown_as_a_badge(client_for: Clients, session: Session,

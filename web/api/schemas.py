@@ -14,6 +14,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_loa
 from engine.models.cases import CASE_STATUSES
 from engine.tasks import BULK_MAX, NOTE_MAX, RISK_COLOURS, SORTS, VIEWS
 from workflows.shared.id_numbers import mask_id_number
+from workflows.shared.sensitive import mask_data
 
 #: the largest page any list endpoint serves
 MAX_LIMIT = 200
@@ -540,14 +541,35 @@ class InstanceSchema(Schema):
 
 
 class CaseDetailSchema(CaseSchema):
-    """One case in full: the ID number unmasked, its instances and open tasks."""
+    """One case with its instances and open tasks; the ID number masked unless asked for with ``reveal``."""
 
-    id_number = fields.String(allow_none=True)
     instances = fields.List(fields.Nested(InstanceSchema))
     tasks = fields.List(fields.Nested(TaskSchema))
 
     class Meta:
         fields = (*CaseSchema.Meta.fields, 'instances', 'tasks')
+
+
+class RevealedCaseDetailSchema(CaseDetailSchema):
+    """``CaseDetailSchema`` with the ID number in full (``?reveal=1``, audited)."""
+
+    id_number = fields.String(allow_none=True)
+
+
+class CaseRevealArgsSchema(QuerySchema):
+    """``GET /cases/<id>``: whether to reveal the sensitive fields."""
+
+    reveal = Flag(load_default=False, metadata={'description': (
+        '1/true：返回完整的公民身份号码（仅限案件所在机构及其上级的办案人员；每次调用记入审计日志 '
+        'case.sensitive_viewed）。默认脱敏，如 430922********123X。')})
+
+
+class MaskedData(fields.Dict):
+    """Recorded before/after values with every sensitive field (ID numbers, phones, addresses, medical text)
+    masked, as every list shows them."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return mask_data(value) if value is not None else None
 
 
 class EventSchema(Schema):
@@ -558,8 +580,8 @@ class EventSchema(Schema):
     actor = fields.String(attribute='actor_name', metadata={'description': '当时的姓名；系统操作为“系统”'})
     actor_id = fields.Integer(allow_none=True)
     kind = fields.String()
-    before = fields.Dict(allow_none=True)
-    after = fields.Dict(allow_none=True)
+    before = MaskedData(allow_none=True, metadata={'description': '变更前的值（敏感信息已脱敏）'})
+    after = MaskedData(allow_none=True, metadata={'description': '变更后的值（敏感信息已脱敏）'})
     note = fields.String(allow_none=True)
 
     class Meta:

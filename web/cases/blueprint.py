@@ -7,6 +7,7 @@ from flask import Blueprint
 from web.cases.controllers import (
     CaseListView,
     NewCaseView,
+    RevealCaseView,
     SearchCasesView,
     ShowCaseQrView,
     ShowCaseView,
@@ -27,6 +28,8 @@ bp.add_url_rule('/cases/new/<key>', 'show_start_form', view_func=ShowStartFormVi
 bp.add_url_rule('/cases/new/<key>', 'start_case', view_func=StartCaseView.as_view('start_case'),
                 methods=['POST'])
 bp.add_url_rule('/cases/<int:case_id>', 'show_case', view_func=ShowCaseView.as_view('show_case'))
+bp.add_url_rule('/cases/<int:case_id>/sensitive', 'reveal_case', view_func=RevealCaseView.as_view('reveal_case'),
+                methods=['POST'])
 bp.add_url_rule('/cases/<int:case_id>/qr.svg', 'show_case_qr', view_func=ShowCaseQrView.as_view('show_case_qr'),
                 methods=['GET'])
 bp.add_url_rule('/cases/<int:case_id>/requests/<key>', 'show_request_form',

@@ -21,7 +21,7 @@ from engine.errors import EngineError, NotFound, ValidationFailed
 from engine.i18n import N_
 from web.cases.util import get_case
 from web.comments.schemas import AttachmentFormSchema, CommentFormSchema
-from web.comments.util import ANCHOR, attachment_response, attachment_settings
+from web.comments.util import ANCHOR, attachment_response, attachment_settings, record_download
 from web.core.auth import current_actor, current_scope
 from web.core.database import db
 from web.core.forms import field_errors, load_form
@@ -94,7 +94,9 @@ class DownloadAttachmentView(PageView):
             raise NotFound(N_('附件不存在'))
 
     def get(self, case_id: int, attachment_id: int) -> ResponseReturnValue:
-        return attachment_response(self.attachment, read_content(self.attachment, attachment_settings()))
+        data = read_content(self.attachment, attachment_settings())
+        record_download(db(), self.case, self.attachment, current_actor())
+        return attachment_response(self.attachment, data)
 
     def handle_error(self, exc: EngineError) -> ResponseReturnValue:
         if not isinstance(exc, AttachmentUnreadable):

@@ -13,12 +13,14 @@ import sqlalchemy as sa
 from flask import Response, current_app, url_for
 from sqlalchemy.orm import Session
 
+from engine import audit
 from engine.access import can_view_case
 from engine.attachments import ACCEPTED_KINDS, DEFAULT_MAX_BYTES, AttachmentSettings, list_attachments, size_text
 from engine.comments import MAX_BODY_LENGTH, list_comments
 from engine.models.cases import Case
 from engine.models.comments import Attachment, Comment
 from engine.models.tasks import HumanTask
+from engine.models.users import User
 from web.core.auth import current_scope
 from web.core.database import db
 
@@ -113,6 +115,13 @@ def content_disposition(filename: str) -> str:
     stem, extension = os.path.splitext(filename)
     fallback = (_ascii(stem) or 'attachment') + _ascii(extension)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def record_download(session: Session, case: Case, attachment: Attachment, actor: User) -> None:
+    """Audit a download (``attachment.downloaded``): attachments hold medical records and ID cards, so who
+    took which file is kept, in the request's own unit of work."""
+    audit.record(session, 'attachment.downloaded', actor=actor, case_id=case.id, org_path=case.org_path,
+                 after={'attachment_id': attachment.id, 'filename': attachment.filename})
 
 
 def attachment_response(attachment: Attachment, data: bytes) -> Response:

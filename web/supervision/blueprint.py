@@ -20,7 +20,7 @@ from web.supervision.controllers import (
 bp = Blueprint('supervision', __name__, template_folder='templates', url_prefix='/supervision')
 
 bp.add_url_rule('/instances', 'search_instances', view_func=SearchInstancesView.as_view('search_instances'),
-                methods=['GET'])
+                methods=['GET', 'POST'])
 bp.add_url_rule('/audit', 'list_audit', view_func=AuditLogView.as_view('list_audit'), methods=['GET'])
 bp.add_url_rule('/audit/export', 'export_audit', view_func=ExportAuditView.as_view('export_audit'), methods=['POST'])
 bp.add_url_rule('/audit/verify', 'show_verify', view_func=ShowVerifyView.as_view('show_verify'), methods=['GET'])

@@ -15,6 +15,7 @@ from web.tasks.controllers import (
     ResolveTaskView,
     RootView,
     SaveFilterView,
+    SearchTasksView,
     ShowTaskView,
     SnoozeReminderView,
     TaskListView,
@@ -24,7 +25,8 @@ from web.tasks.controllers import (
 bp = Blueprint('tasks', __name__, template_folder='templates')
 
 bp.add_url_rule('/', 'show_home', view_func=RootView.as_view('show_home'))
-bp.add_url_rule('/tasks', 'list_tasks', view_func=TaskListView.as_view('list_tasks'))
+bp.add_url_rule('/tasks', 'list_tasks', view_func=TaskListView.as_view('list_tasks'), methods=['GET'])
+bp.add_url_rule('/tasks', 'search_tasks', view_func=SearchTasksView.as_view('search_tasks'), methods=['POST'])
 bp.add_url_rule('/tasks/bulk', 'act_on_tasks', view_func=BulkActionView.as_view('act_on_tasks'), methods=['POST'])
 bp.add_url_rule('/tasks/filters', 'save_filter', view_func=SaveFilterView.as_view('save_filter'), methods=['POST'])
 bp.add_url_rule('/tasks/filters/<int:filter_id>/delete', 'delete_filter',

@@ -11,7 +11,7 @@ from flask_babel import gettext
 from marshmallow import Schema
 
 from engine import runtime
-from engine.access import ADMIN, can_view_case
+from engine.access import can_view_case
 from engine.deadlines import explain
 from engine.errors import AccessDenied, EngineError, NotFound, ValidationFailed
 from engine.filters import delete_filter, get_filter, save_filter
@@ -33,7 +33,7 @@ from engine.tasks import (
     unclaim_task,
 )
 from web.admin.util import calendar_notice
-from web.cases.util import case_documents, case_timeline
+from web.cases.util import case_documents, case_timeline, may_reveal
 from web.core.auth import current_actor, current_scope
 from web.core.database import db
 from web.core.forms import field_errors, load_form
@@ -87,6 +87,8 @@ from web.tasks.util import (
 PAGE_SIZE = 50
 #: events shown at the foot of the task page; the case page has them all
 TIMELINE_LENGTH = 8
+#: why a bookmarked or typed-in list address holding an ID number is refused
+MSG_ID_IN_URL = N_('公民身份号码不能放在网址中，请在搜索框中输入后点击“筛选”。')
 #: the button of a hand-made form's list that asks for one more blank row instead of submitting
 ADD_ROW = 'add_row'
 
@@ -151,8 +153,8 @@ def _filter_form(definitions: Sequence[ProcessDefinition], state: ListState,
             'assignees': person_choices(bulk_assignees(session, scope, tasks)) if scope.supervisor_paths else []}
 
 
-def _list_page(state: ListState, *, cursor: str | None = None,
-               save_form: ActionForm | None = None) -> ResponseReturnValue:
+def _list_page(state: ListState, *, cursor: str | None = None, save_form: ActionForm | None = None,
+               problems: Mapping[str, list[str]] | None = None) -> ResponseReturnValue:
     """待办: saved filters, tabs with counts, the filter bar, one page of rows and the bulk actions.
 
     Wrong filters (or a wrong name for a filter being saved) show the page with each message beside its
@@ -160,12 +162,14 @@ def _list_page(state: ListState, *, cursor: str | None = None,
     """
     scope = current_scope()
     context = _list_context(state, cursor)
+    if problems:
+        context.update(errors={**context['errors'], **problems}, rows=[], page=None)
     view = state.view if state.view in VIEWS else DEFAULT_VIEW
     html = render_template(
         'tasks/list.html', state=state, view=view, tabs=VIEWS, view_labels=VIEW_LABELS, alert_views=ALERT_VIEWS,
         count_text=count_text, cursor=cursor,
         chips=saved_chips(db(), scope), save_form=save_form, may_assign=bool(scope.supervisor_paths),
-        calendar_notice=calendar_notice() if scope.has_role(ADMIN) else None,
+        calendar_notice=calendar_notice() if scope.is_system_admin else None,
         **context, **_filter_form(context['definitions'], state, [row.task for row in context['rows']]))
     return html, 400 if context['errors'] or save_form else 200
 
@@ -187,7 +191,26 @@ class TaskListView(PageView):
             raise NotFound(N_('筛选不存在'))
 
     def get(self) -> ResponseReturnValue:
+        if request.args.get('filter') is None and self.state.is_private:
+            raise ValidationFailed(MSG_ID_IN_URL, {'text': [MSG_ID_IN_URL]})
         return _list_page(self.state, cursor=request.args.get('cursor') or None)
+
+    def handle_error(self, exc: EngineError) -> ResponseReturnValue:
+        if isinstance(exc, ValidationFailed) and exc.message == MSG_ID_IN_URL:
+            # Shown without the ID number, which the form must now post.
+            return _list_page(self.state.cleared(), problems={'text': [translate(MSG_ID_IN_URL)]})
+        return super().handle_error(exc)
+
+
+class SearchTasksView(PageView):
+    """The filter bar posts here: redirected to the bookmarkable query string, or, when the search text is an ID
+    number, answered directly so that the number never appears in a URL, a server log or the browser history."""
+
+    def post(self) -> ResponseReturnValue:
+        state = ListState.from_args(request.form)
+        if state.is_private:
+            return _list_page(state, cursor=request.form.get('cursor') or None)
+        return redirect(url_for('tasks.list_tasks', **state.params()), 303)
 
 
 class SaveFilterView(ActionView):
@@ -273,7 +296,8 @@ def _task_page(task: HumanTask, *, values: Mapping[str, str] | None = None,
         reminder_form=reminder_form, can_adjust_reminders=task.is_open and scope.supervises_path(task.org_path),
         history=case_timeline(session, task.case, latest=TIMELINE_LENGTH), **_task_buttons(task, action_form),
         # A task's candidates may work below a case they cannot open (a transfer); its documents stay the case's.
-        documents=case_documents(session, task.case) if can_view_case(session, scope, task.case) else None)
+        documents=case_documents(session, task.case) if can_view_case(session, scope, task.case) else None,
+        may_reveal=may_reveal(scope, task.case))
 
 
 def _task_buttons(task: HumanTask, action_form: ActionForm | None) -> dict[str, Any]:

@@ -53,6 +53,7 @@ from web.core.forms import (
 from web.core.pages import translate
 from web.core.templating import list_separator
 from workflows.shared.id_numbers import mask_id_number
+from workflows.shared.sensitive import looks_like_id_number
 
 #: form keys that may name a template file (``disputes.agreement`` → ``tasks/forms/disputes_agreement.html``)
 _FORM_KEY = re.compile(r'^[A-Za-z0-9_.-]{1,128}$')
@@ -204,6 +205,19 @@ class ListState:
         params = self.params()
         params.pop('view', None)
         return {**params, 'view': view}
+
+    @property
+    def is_private(self) -> bool:
+        """Whether the search text is an ID number: such a list is posted and never put in a URL (proxy logs,
+        browser history)."""
+        return looks_like_id_number(self.criteria.get('text'))
+
+    def url_params(self, **changes: str) -> dict[str, str]:
+        """:meth:`params` safe for a URL: without the search text when it is an ID number."""
+        params = self.params(**changes)
+        if self.is_private:
+            params.pop('text', None)
+        return params
 
     @property
     def is_filtered(self) -> bool:
