@@ -30,7 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, selectinload
 
 from engine import audit
-from engine.access import Scope, can_view_case
+from engine.access import Scope, can_view_case, refuse
 from engine.clock import now
 from engine.comments import MAX_RECORD_ID, check_task, ensure_case_visible
 from engine.errors import EngineError, NotFound, ValidationFailed
@@ -321,8 +321,10 @@ def get_attachment(session: Session, attachment_id: int, scope: Scope) -> Attach
     if attachment is None:
         raise NotFound(MSG_NOT_FOUND)
     case = session.get(Case, attachment.case_id)
-    if case is None or not can_view_case(session, scope, case):
+    if case is None:
         raise NotFound(MSG_NOT_FOUND)
+    if not can_view_case(session, scope, case):
+        raise refuse(session, scope.user_id, 'attachment', attachment_id, case.org_path, MSG_NOT_FOUND)
     return attachment
 
 

@@ -4,12 +4,19 @@ Who sees which events:
 
 * a **supervisor** sees the events recorded at a unit they supervise or below (``AuditEvent.org_path``, the
   unit at the time), and the events of cases now below those units that were recorded without a unit;
-* events with neither a unit nor a case (deployments, the working calendar, users and groups, exports of
-  this log) concern the whole installation: only **province-level supervisors** (a root unit of the tree)
-  and **administrators** see them. An administrator without a supervisor role sees only those: 三员
-  separation keeps case work away from administration.
+* an **audit administrator** (安全审计员, ``audit_admin``) sees the same for the units where the role is
+  held: every event there, the accounts, roles and second factors the other two 三员 changed among them;
+* events with neither a unit nor a case (deployments, the working calendar, exports of this log) concern the
+  whole installation: **audit administrators** (whatever their unit) and **province-level supervisors** (a
+  root unit of the tree) see them.
 
-Every export is itself an audit event (``audit.exported``) recorded at the exporter's supervised unit.
+A minor's case (社区矫正法 §54) shows only from its county down: readers above see none of its events.
+
+三员: the system administrator (``system_admin``, the legacy ``admin``) and the security administrator do not
+read this log; what they do is in it, for the audit administrator. The audit administrator sees no case
+pages, no to-do list and no case search: the role grants no case visibility (``NON_CASE_ROLES``).
+
+Every export is itself an audit event (``audit.exported``) recorded at the exporter's widest readable unit.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from openpyxl.styles import Font
 from sqlalchemy.orm import Session
 
 from engine import audit
-from engine.access import ADMIN, Scope, path_filter
+from engine.access import AUDIT_ADMIN, Scope, path_filter, sees_minors_from
 from engine.clock import LOCAL_ZONE
 from engine.db import starts_with
 from engine.errors import AccessDenied, ValidationFailed
@@ -45,7 +52,7 @@ from engine.search import day_range
 
 __all__ = ['EXPORT_MAX', 'AuditFilter', 'AuditPage', 'ExportRow', 'audit_clause', 'count_events', 'export_csv',
            'export_rows', 'export_xlsx', 'headers', 'list_events', 'may_read_audit', 'prepare_export',
-           'require_reader', 'sees_system_events']
+           'reader_org_path', 'reader_paths', 'require_reader', 'sees_system_events']
 
 #: an export holds at most this many rows; a wider one is refused with a request to narrow the filters
 EXPORT_MAX = 100_000
@@ -62,7 +69,7 @@ MSG_RANGE = N_('结束日期不能早于开始日期。')
 MSG_KIND = N_('事件类型无效。')
 MSG_TOO_LONG = N_('输入过长。')
 MSG_UNIT = N_('该机构不在您的辖区内。')
-MSG_NO_ACCESS = N_('只有主管领导和系统管理员可以查看审计日志。')
+MSG_NO_ACCESS = N_('只有主管领导和安全审计员可以查看审计日志。')
 MSG_TOO_MANY = N_('符合条件的记录超过 {max} 条，请缩小筛选范围后再导出。')
 #: the export's columns, in order
 EXPORT_HEADERS = (N_('序号'), N_('时间'), N_('操作人'), N_('事件'), N_('事件类型'), N_('案件编号'), N_('机构'),
@@ -71,14 +78,25 @@ EXPORT_HEADERS = (N_('序号'), N_('时间'), N_('操作人'), N_('事件'), N_(
 
 # -- who sees what ----------------------------------------------------------------------------------------------
 
+def reader_paths(scope: Scope) -> tuple[str, ...]:
+    """The subtrees whose events ``scope`` reads: the units it supervises or audits."""
+    return tuple(sorted({*scope.supervisor_paths, *scope.paths_of(frozenset({AUDIT_ADMIN}))}))
+
+
+def reader_org_path(scope: Scope) -> str | None:
+    """Where the reader's own acts on the log (exports, chain checks) are recorded: their widest unit."""
+    paths = reader_paths(scope)
+    return min(paths, key=len) if paths else None
+
+
 def sees_system_events(scope: Scope) -> bool:
-    """Whether ``scope`` sees events of the whole installation: administrators, and supervisors of a root unit."""
-    return scope.has_role(ADMIN) or any(path.count('/') <= 2 for path in scope.supervisor_paths)
+    """Whether ``scope`` sees events of the whole installation: audit administrators, supervisors of a root unit."""
+    return scope.is_audit_admin or any(path.count('/') <= 2 for path in scope.supervisor_paths)
 
 
 def may_read_audit(scope: Scope) -> bool:
     """Whether ``scope`` may open the audit log at all."""
-    return bool(scope.supervisor_paths) or scope.has_role(ADMIN)
+    return bool(reader_paths(scope))
 
 
 def require_reader(scope: Scope) -> None:
@@ -89,7 +107,7 @@ def require_reader(scope: Scope) -> None:
 
 def audit_clause(scope: Scope) -> sa.ColumnElement[bool]:
     """The audit events ``scope`` may read (see the module docstring)."""
-    paths = scope.supervisor_paths
+    paths = reader_paths(scope)
     terms: list[sa.ColumnElement[bool]] = []
     if paths:
         cases_below = sa.select(Case.id).where(path_filter(Case.org_path, paths))
@@ -97,7 +115,14 @@ def audit_clause(scope: Scope) -> sa.ColumnElement[bool]:
                   sa.and_(AuditEvent.org_path.is_(None), AuditEvent.case_id.in_(cases_below))]
     if sees_system_events(scope):
         terms.append(sa.and_(AuditEvent.org_path.is_(None), AuditEvent.case_id.is_(None)))
-    return sa.or_(*terms) if terms else sa.false()
+    if not terms:
+        return sa.false()
+    if all(sees_minors_from(path) for path in paths):
+        return sa.or_(*terms)
+    # §54: a minor's case shows only from its county down, so readers above see none of its events
+    deep = tuple(path for path in paths if sees_minors_from(path))
+    hidden = sa.select(Case.id).where(Case.is_minor, sa.not_(path_filter(Case.org_path, deep)))
+    return sa.and_(sa.or_(*terms), sa.or_(AuditEvent.case_id.is_(None), AuditEvent.case_id.not_in(hidden)))
 
 
 # -- filters --------------------------------------------------------------------------------------------------
@@ -158,7 +183,7 @@ class AuditFilter:
 
 def _unit_clause(session: Session, scope: Scope, code: str) -> sa.ColumnElement[bool]:
     unit = session.scalars(sa.select(OrgUnit).where(OrgUnit.code == code)).one_or_none()
-    if unit is None or not (scope.supervises_path(unit.path) or sees_system_events(scope)):
+    if unit is None or not any(unit.path.startswith(path) for path in reader_paths(scope)):
         raise ValidationFailed(MSG_INVALID, {'org_unit': [MSG_UNIT]})
     cases_below = sa.select(Case.id).where(starts_with(Case.org_path, unit.path))
     return sa.or_(starts_with(AuditEvent.org_path, unit.path),
@@ -261,8 +286,7 @@ def prepare_export(session: Session, scope: Scope, wanted: AuditFilter, *, actor
     if rows > EXPORT_MAX:
         message = _(MSG_TOO_MANY).format(max=EXPORT_MAX)
         raise ValidationFailed(message, {'_export': [message]})
-    paths = scope.supervisor_paths
-    audit.record(session, 'audit.exported', actor=actor, org_path=min(paths, key=len) if paths else None,
+    audit.record(session, 'audit.exported', actor=actor, org_path=reader_org_path(scope),
                  after={'format': fmt, 'rows': rows, 'up_to_id': up_to, 'filters': wanted.to_dict()})
     return up_to
 
@@ -272,10 +296,13 @@ def _json_text(value: dict[str, Any] | None) -> str:
 
 
 def export_rows(session: Session, scope: Scope, wanted: AuditFilter, *, up_to: int,
-                label: Callable[[str], str] = lambda kind: kind) -> Iterator[ExportRow]:
+                label: Callable[[str], str] = lambda kind: kind,
+                mask: Callable[[Any], Any] = lambda values: values) -> Iterator[ExportRow]:
     """The matching events with ids up to ``up_to``, oldest first, read a batch at a time.
 
     :param label: an event kind in words (the web layer's labels); the kind itself by default
+    :param mask: hides the sensitive values of an event's before/after (an export is a list: ID numbers,
+        phones, addresses and medical details leave it masked, as on the page)
     """
     where, after = _where(session, scope, wanted), 0
     units: dict[str, str] = {}
@@ -289,8 +316,8 @@ def export_rows(session: Session, scope: Scope, wanted: AuditFilter, *, up_to: i
         for event, number in batch:
             yield ExportRow((str(event.id), event.occurred_dt.astimezone(LOCAL_ZONE).strftime('%Y-%m-%d %H:%M:%S'),
                              event.actor_name, label(event.kind), event.kind, number or '',
-                             units.get(event.org_path or '', ''), _json_text(event.before),
-                             _json_text(event.after), event.note or '', event.hash))
+                             units.get(event.org_path or '', ''), _json_text(mask(event.before)),
+                             _json_text(mask(event.after)), event.note or '', event.hash))
         after = batch[-1][0].id
         for event, _number in batch:
             session.expunge(event)  # an export of 100,000 rows must not keep them all in the identity map

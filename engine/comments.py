@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from engine import audit
-from engine.access import Scope, can_view_case
+from engine.access import Scope, can_view_case, refuse
 from engine.clock import now
-from engine.errors import NotFound, ValidationFailed
+from engine.errors import ValidationFailed
 from engine.i18n import N_, _
 from engine.models.cases import Case
 from engine.models.comments import Comment
@@ -45,7 +45,7 @@ def ensure_case_visible(session: Session, case: Case, scope: Scope) -> None:
     :param scope: the caller's grants
     """
     if not can_view_case(session, scope, case):
-        raise NotFound(MSG_CASE_NOT_FOUND)
+        raise refuse(session, scope.user_id, 'case', case.id, case.org_path, MSG_CASE_NOT_FOUND)
 
 
 def case_task(session: Session, case: Case, task_id: int | None) -> HumanTask | None:

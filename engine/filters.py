@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from engine import audit
-from engine.access import Scope
+from engine.access import Scope, refuse
 from engine.clock import now
 from engine.errors import AccessDenied, NotFound, ValidationFailed
 from engine.models.filters import SavedFilter
@@ -40,10 +40,11 @@ def list_filters(session: Session, scope: Scope) -> list[SavedFilter]:
 
 def get_filter(session: Session, filter_id: int, scope: Scope) -> SavedFilter:
     """One filter the caller sees, or NotFound."""
-    saved = session.scalars(sa.select(SavedFilter).where(SavedFilter.id == filter_id,
-                                                         visible_filters_clause(scope))).one_or_none()
+    saved = session.get(SavedFilter, filter_id)
     if saved is None:
         raise NotFound('筛选不存在')
+    if not session.scalar(sa.select(sa.exists().where(SavedFilter.id == filter_id, visible_filters_clause(scope)))):
+        raise refuse(session, scope.user_id, 'filter', filter_id, saved.shared_org_path, '筛选不存在')
     return saved
 
 

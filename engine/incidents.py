@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, defer, selectinload
 
 from engine import audit, reminders, runtime
-from engine.access import Scope, path_filter
+from engine.access import Scope, refuse, supervised_cases_clause
 from engine.clock import now
 from engine.errors import Conflict, NotFound, ValidationFailed, WorkflowFault
 from engine.i18n import N_
@@ -65,8 +65,10 @@ def _load(session: Session, instance_id: int, scope: Scope) -> ProcessInstance:
                     .values(error_dt=ProcessInstance.error_dt).execution_options(synchronize_session=False))
     instance = session.scalars(sa.select(ProcessInstance).where(ProcessInstance.id == instance_id)
                                .with_for_update().execution_options(populate_existing=True)).one_or_none()
-    if instance is None or not scope.supervises_path(instance.case.org_path):
+    if instance is None:
         raise NotFound(MSG_NOT_FOUND)
+    if not scope.supervises_case(instance.case):
+        raise refuse(session, scope.user_id, 'instance', instance_id, instance.case.org_path, MSG_NOT_FOUND)
     return instance
 
 
@@ -74,7 +76,7 @@ def list_errored_instances(session: Session, scope: Scope, *, limit: int = 200) 
     """Instances in ``error`` below the units ``scope`` supervises, most recent failure first."""
     rows = session.execute(
         sa.select(ProcessInstance, Case).join(Case, Case.id == ProcessInstance.case_id)
-        .where(ProcessInstance.status == 'error', path_filter(Case.org_path, scope.supervisor_paths))
+        .where(ProcessInstance.status == 'error', supervised_cases_clause(scope))
         .options(defer(ProcessInstance.state), selectinload(ProcessInstance.definition))
         .order_by(ProcessInstance.error_dt.desc(), ProcessInstance.id.desc()).limit(limit))
     return [(instance, case) for instance, case in rows]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from engine.access import refuse
 from engine.clock import now
 from engine.errors import NotFound, ValidationFailed
 from engine.models.notifications import Notification
@@ -72,8 +73,10 @@ def get_notification(session: Session, notification_id: int, user: User) -> Noti
     :raise NotFound: there is none with that id, or it is someone else's
     """
     notification = session.get(Notification, notification_id)
-    if notification is None or notification.user_id != user.id:
+    if notification is None:
         raise NotFound('通知不存在')
+    if notification.user_id != user.id:
+        raise refuse(session, user.id, 'notification', notification_id, None, '通知不存在')
     return notification
 
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from engine import audit, mail
-from engine.access import Scope
+from engine.access import Scope, not_minor_task_clause, sees_minors_from
 from engine.calendar import WorkCalendar, ancestor_ids, load_calendar
 from engine.clock import LOCAL_ZONE, get_clock, now
 from engine.db import starts_with
@@ -166,7 +166,9 @@ def escalation_target(session: Session, task: HumanTask, group: str, level: str)
 def escalation_queue_clause(scope: Scope) -> sa.ColumnElement[bool]:
     """Open escalated tasks sent to one of the user's groups at a unit within their grants."""
     units = {path: sa.select(OrgUnit.id).where(starts_with(OrgUnit.path, path)) for _, path in scope.grants}
-    clauses = [sa.and_(HumanTask.escalated_to_group == group, HumanTask.escalated_org_unit_id.in_(units[path]))
+    # A minor's task escalated above its county stays out of that unit's queue (社区矫正法 §54).
+    clauses = [sa.and_(HumanTask.escalated_to_group == group, HumanTask.escalated_org_unit_id.in_(units[path]),
+                       *([] if sees_minors_from(path) else [not_minor_task_clause()]))
                for group, path in scope.grants]
     if not clauses:
         return sa.false()

@@ -30,7 +30,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import audit, clocks, reminders
-from engine.access import Scope
+from engine.access import Scope, refuse
 from engine.clock import LOCAL_ZONE, now
 from engine.definitions import latest_definition, process_bundle
 from engine.errors import (
@@ -406,7 +406,7 @@ def start_case(session: Session, process_key: str, data: Mapping[str, Any], *, a
     if profile_for(process_key).attach_to_case:
         return _start_request(session, definition, clean, actor, scope)
     if scope is not None and not scope.sees_path(org_unit.path):
-        raise NotFound('机构不存在')
+        raise refuse(session, scope.user_id, 'org_unit', org_unit.code, org_unit.path, '机构不存在')
     case = _new_case(session, definition, clean, actor, org_unit)
     audit.record(session, 'case.started', actor=actor, case_id=case.id, org_path=case.org_path,
                  after={'number': case.number, 'kind': case.kind, 'data': clean})
@@ -418,8 +418,10 @@ def _start_request(session: Session, definition: ProcessDefinition, data: dict[s
                    scope: Scope | None) -> tuple[Case, list[HumanTask]]:
     case = session.get(Case, data.get('case_id')) if isinstance(data.get('case_id'), int) else None
     # Requests are started by the case's own units only: a read grant kept after a transfer is not enough.
-    if case is None or (scope is not None and not scope.sees_path(case.org_path)):
+    if case is None:
         raise NotFound('案件不存在')
+    if scope is not None and not scope.owns_case(case):
+        raise refuse(session, scope.user_id, 'case', case.id, case.org_path, '案件不存在')
     if case.status != 'open':
         raise Conflict(f'案件 {case.number} 已结案，不能再发起申请。')
     profile = profile_for(definition.key)
@@ -435,8 +437,10 @@ def _start_request(session: Session, definition: ProcessDefinition, data: dict[s
 def get_task(session: Session, task_id: int, scope: Scope) -> HumanTask:
     """Load a task the caller may see, or raise NotFound (also for tasks outside their subtree)."""
     task = session.get(HumanTask, task_id)
-    if task is None or not scope.can_view_task(task):
+    if task is None:
         raise NotFound('任务不存在')
+    if not scope.can_view_task(task):
+        raise refuse(session, scope.user_id, 'task', task_id, task.org_path, '任务不存在')
     return task
 
 

@@ -1,4 +1,5 @@
-"""Case and instance search for supervisors: every process instance below the units they supervise.
+"""Case and instance search for supervisors: every process instance below the units they supervise (a
+minor's case only from its county down, 社区矫正法 §54: ``engine.access.supervised_cases_clause``).
 
 The filters are the to-do list's (``engine.tasks.TaskFilter``: process, stage, org unit, risk colour, date
 ranges, case text) plus the instance's status, its definition version and whether a failure is recorded on
@@ -18,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, defer, selectinload
 
-from engine.access import Scope, path_filter
+from engine.access import Scope, supervised_cases_clause
 from engine.clock import LOCAL_ZONE
 from engine.db import starts_with
 from engine.errors import AccessDenied, ValidationFailed
@@ -213,7 +214,7 @@ def _base_query(session: Session, scope: Scope, wanted: InstanceFilter) -> sa.Se
     return (sa.select(ProcessInstance, Case, ProcessDefinition)
             .join(Case, Case.id == ProcessInstance.case_id)
             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
-            .where(path_filter(Case.org_path, scope.supervisor_paths), *filter_clauses(session, scope, wanted)))
+            .where(supervised_cases_clause(scope), *filter_clauses(session, scope, wanted)))
 
 
 @dataclass(frozen=True)

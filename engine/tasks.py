@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from engine import audit
-from engine.access import Scope, group_queue_clause, load_scope, visible_open_tasks_clause
+from engine.access import Scope, can_view_case, group_queue_clause, load_scope, visible_open_tasks_clause
 from engine.clock import LOCAL_ZONE, now
 from engine.db import UTCDateTime, starts_with
 from engine.errors import AccessDenied, Conflict, EngineError, ValidationFailed
@@ -123,7 +123,7 @@ def delegate_task(session: Session, task_id: int, delegate_id: int, *, actor: Us
         raise AccessDenied('只有任务的认领人可以委托他人办理。')
     delegate = session.get(User, delegate_id)
     if (delegate is None or not delegate.is_active or delegate.id == actor.id
-            or not load_scope(session, delegate).sees_path(task.org_path)):
+            or not can_view_case(session, load_scope(session, delegate), task.case)):
         raise ValidationFailed('委托对象无效', {'delegate': ['请选择本辖区内的其他工作人员。']})
     note = _note(note)
     previous = task.assignee_id

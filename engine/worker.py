@@ -39,7 +39,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import audit, runtime
-from engine.access import Scope, path_filter
+from engine.access import Scope, refuse, supervised_cases_clause
 from engine.clock import Clock, get_clock
 from engine.db import unit_of_work
 from engine.errors import Conflict, NotFound, WorkflowFault
@@ -154,6 +154,8 @@ class Worker:
         self._engine: Engine = bind if isinstance(bind, Engine) else bind.engine
         #: the connection the current batch's jobs run on (None outside a batch)
         self._connection: Connection | None = None
+        #: jobs of ours a lost database connection left claimed and unrun: retaken by the next claim
+        self._cut_short: list[int] = []
 
     def now(self) -> datetime:
         """The worker's current time (UTC)."""
@@ -175,6 +177,9 @@ class Worker:
         claimed = self.claim()
         if not claimed:
             return 0
+        # Until a job is settled it counts as cut short: if the database goes away mid-batch, the rest
+        # keeps our lock (for lock_seconds) and only we may, and do, take it back at once.
+        self._cut_short = [j.id for j in claimed]
         # One connection for the whole batch, a transaction per job on it: a pool checkout per job would
         # add a pre-ping and a reset round trip to each.
         with self._engine.connect() as self._connection:
@@ -184,8 +189,10 @@ class Worker:
                         self.release([j.id for j in claimed[index:]])
                         break
                     self.run_job(job)
+                    self._cut_short = [j.id for j in claimed[index + 1:]]
             finally:
                 self._connection = None
+        self._cut_short = []
         return len(claimed)
 
     def run_forever(self, stop_event: threading.Event) -> None:
@@ -224,7 +231,7 @@ class Worker:
     def claim(self) -> list[ClaimedJob]:
         """Take up to ``batch_size`` due, unlocked pending jobs, oldest due first, and commit the claim."""
         now = self.now()
-        unlocked = sa.or_(Job.lock_expires_dt.is_(None), Job.lock_expires_dt < now)
+        unlocked = sa.or_(Job.lock_expires_dt.is_(None), Job.lock_expires_dt < now, self._retake())
         # FOR UPDATE SKIP LOCKED: on PostgreSQL a row another worker is claiming right now is passed
         # over instead of waited for. SQLite renders no FOR UPDATE; its write lock serializes the UPDATE.
         # A MATERIALIZED CTE, not "id IN (subquery)": PostgreSQL may plan the latter as a nested-loop
@@ -241,7 +248,15 @@ class Worker:
                      .values(lock_owner=self.name, lock_expires_dt=now + self.lock, attempts=Job.attempts + 1)
                      .returning(Job.id, Job.kind, Job.key, Job.due_dt, Job.instance_id))
             rows = session.execute(claim, execution_options={'synchronize_session': False}).all()
+        retaken = {row.id for row in rows}
+        self._cut_short = [job_id for job_id in self._cut_short if job_id not in retaken]
         return sorted((ClaimedJob(*row) for row in rows), key=lambda j: (j.due_dt, j.id))
+
+    def _retake(self) -> sa.ColumnElement[bool]:
+        """Our jobs of a batch a lost connection cut short: ours to run now, not after the lock lapses."""
+        if not self._cut_short:
+            return sa.false()
+        return sa.and_(Job.id.in_(self._cut_short), Job.lock_owner == self.name)
 
     def release(self, job_ids: list[int]) -> None:
         """Give back claimed jobs without running them (on shutdown), uncounting the attempt."""
@@ -372,12 +387,15 @@ def _bury(session: Session, job: Job, now: datetime) -> None:
 
 
 def _job_case(session: Session, job: Job) -> tuple[int | None, str | None]:
+    case = _case_of(session, job)
+    return (case.id, case.org_path) if case is not None else (None, None)
+
+
+def _case_of(session: Session, job: Job) -> Case | None:
     if job.instance_id is None:
-        return None, None
+        return None
     instance = session.get(ProcessInstance, job.instance_id)
-    if instance is None:
-        return None, None
-    return instance.case_id, instance.case.org_path
+    return instance.case if instance is not None else None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -391,9 +409,9 @@ def _load_job(session: Session, job_id: int, scope: Scope | None) -> Job:
     if job is None:
         raise NotFound('作业不存在')
     if scope is not None:
-        _, org_path = _job_case(session, job)
-        if org_path is None or not scope.supervises_path(org_path):
-            raise NotFound('作业不存在')
+        case = _case_of(session, job)
+        if case is None or not scope.supervises_case(case):
+            raise refuse(session, scope.user_id, 'job', job_id, case.org_path if case else None, '作业不存在')
     return job
 
 
@@ -446,6 +464,6 @@ def list_dead_jobs(session: Session, scope: Scope, *, limit: int = 200) -> list[
     rows = session.execute(
         sa.select(Job, Case).join(ProcessInstance, ProcessInstance.id == Job.instance_id)
         .join(Case, Case.id == ProcessInstance.case_id)
-        .where(Job.status == 'dead', path_filter(Case.org_path, scope.supervisor_paths))
+        .where(Job.status == 'dead', supervised_cases_clause(scope))
         .order_by(Job.id.desc()).limit(limit))
     return [(job, case) for job, case in rows]

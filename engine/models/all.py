@@ -8,6 +8,7 @@ from engine.models.comments import Attachment, Comment
 from engine.models.definitions import ProcessDefinition
 from engine.models.drafts import AcceptedWarning, DefinitionDraft
 from engine.models.filters import SavedFilter
+from engine.models.idempotency import IdempotencyKey
 from engine.models.instances import ProcessInstance
 from engine.models.jobs import Job
 from engine.models.migrations import MigrationBatch, MigrationItem
@@ -18,7 +19,7 @@ from engine.models.tasks import HumanTask
 from engine.models.users import ApiToken, Group, Membership, User
 
 __all__ = ['AcceptedWarning', 'ApiToken', 'Attachment', 'AuditArchive', 'AuditChainHead', 'AuditEvent',
-           'CalendarOverride', 'Case',
-           'CaseAccessGrant', 'CaseClock', 'Comment', 'DefinitionDraft', 'Document', 'Group', 'HumanTask', 'Job',
+           'CalendarOverride', 'Case', 'CaseAccessGrant', 'CaseClock', 'Comment', 'DefinitionDraft', 'Document',
+           'Group', 'HumanTask', 'IdempotencyKey', 'Job',
            'Membership', 'MigrationBatch', 'MigrationItem', 'Notification', 'OrgUnit', 'ProcessDefinition',
            'ProcessInstance', 'RankingSnapshot', 'RankingWeight', 'SavedFilter', 'User']

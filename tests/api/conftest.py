@@ -37,7 +37,8 @@ class Api:
     def post(self, path: str, json: Any = None, **kwargs: Any) -> TestResponse:
         if json is not None:
             kwargs['json'] = json
-        return self.client.post(f'/api/v1{path}', headers=self.headers, **kwargs)
+        headers = {**self.headers, **kwargs.pop('headers', {})}
+        return self.client.post(f'/api/v1{path}', headers=headers, **kwargs)
 
     def delete(self, path: str, **kwargs: Any) -> TestResponse:
         return self.client.delete(f'/api/v1{path}', headers=self.headers, **kwargs)

@@ -65,12 +65,13 @@ def test_rejected_review_sends_the_case_back(as_user: Callable[[str | None], Api
     assert [t['name'] for t in back.get_json()['next_tasks']] == ['register']
 
 
-def test_case_detail_shows_full_id_number_instances_and_open_tasks(
+def test_case_detail_masks_the_id_number_unless_revealed_and_shows_instances_and_open_tasks(
         as_user: Callable[[str | None], Api], people: dict[str, User], demo: object) -> None:
     staff = as_user('staff')
     case = start_demo_case(staff)
     detail = staff.get(f'/cases/{case["id"]}').get_json()
-    assert detail['id_number'] == START['id_number']
+    assert detail['id_number'] == '430922********0010'  # the full number only with ?reveal=1 (audited)
+    assert staff.get(f'/cases/{case["id"]}?reveal=1').get_json()['id_number'] == START['id_number']
     assert detail['person_name'] == '谢某某' and detail['start_event_on'] == '2025-09-26'
     [instance] = detail['instances']
     assert instance['key'] == 'demo_intake' and instance['version'] == 1 and instance['is_lifecycle'] is True
@@ -170,3 +171,32 @@ def test_assign_and_unclaim(as_user: Callable[[str | None], Api], people: dict[s
     assert back.status_code == 200 and back.get_json()['assignee'] is None
     count = session.scalar(sa.select(sa.func.count()).select_from(Case))
     assert count == 1
+
+
+def test_a_start_retried_under_its_idempotency_key_opens_one_case(as_user: Callable[[str | None], Api],
+                                                                  people: dict[str, User], demo: object,
+                                                                  session: Session) -> None:
+    staff = as_user('staff')
+    body = {'process_key': 'demo_intake', 'data': START}
+    first = staff.post('/cases', body, headers={'Idempotency-Key': 'retry-7f3a'})
+    again = staff.post('/cases', body, headers={'Idempotency-Key': 'retry-7f3a'})
+    assert first.status_code == again.status_code == 201
+    assert again.get_json() == first.get_json() and again.headers['Idempotent-Replayed'] == 'true'
+    assert 'Idempotent-Replayed' not in first.headers
+    assert session.scalar(sa.select(sa.func.count()).select_from(Case)) == 1
+    # the same key for another person's case is refused, not answered with the first case
+    other = staff.post('/cases', {**body, 'data': {**START, 'person_name': '钱某某'}},
+                       headers={'Idempotency-Key': 'retry-7f3a'})
+    assert other.status_code == 409 and other.get_json()['error'] == 'conflict'
+    # a new key is a new start
+    assert staff.post('/cases', body, headers={'Idempotency-Key': 'retry-8b4c'}).status_code == 201
+    assert session.scalar(sa.select(sa.func.count()).select_from(Case)) == 2
+
+
+def test_a_malformed_idempotency_key_is_a_400_that_starts_nothing(as_user: Callable[[str | None], Api],
+                                                                  people: dict[str, User], demo: object,
+                                                                  session: Session) -> None:
+    response = as_user('staff').post('/cases', {'process_key': 'demo_intake', 'data': START},
+                                     headers={'Idempotency-Key': 'x' * 129})
+    assert response.status_code == 400 and 'Idempotency-Key' in response.get_json()['fields']
+    assert session.scalar(sa.select(sa.func.count()).select_from(Case)) == 0

@@ -80,11 +80,36 @@ def test_each_reader_sees_their_part(session: Session, org: Org, people: dict[st
     everything = _events(session, province)
     assert _case_ids(everything) == {None, mine, theirs} and len(everything) == count_events(
         session, load_scope(session, province), AuditFilter(), cap=10_000)
-    admin = create_member('admin1', 'admin', org.province)
-    # System events only (no unit, no case): administration is not case work.
-    assert {e.kind for e in _events(session, admin)} == {'definition.deployed'}
-    with pytest.raises(AccessDenied):
-        _events(session, people['staff'])
+    # 三员: the audit administrator reads the log, the system administrator (legacy ``admin``) does not.
+    auditor = create_member('auditor', 'audit_admin', org.province)
+    county_auditor = create_member('county_auditor', 'audit_admin', org.county)
+    assert [e.id for e in _events(session, auditor)] == [e.id for e in _events(session, province)]
+    system = {e.id for e in everything if e.org_path is None and e.case_id is None}
+    assert {e.kind for e in everything if e.id in system} == {'definition.deployed'}
+    county = {e.id for e in _events(session, people['chief'])}
+    assert {e.id for e in _events(session, county_auditor)} == county | system
+    for user in (people['staff'], create_member('admin1', 'admin', org.province),
+                 create_member('sysadmin', 'system_admin', org.province),
+                 create_member('secadmin', 'security_admin', org.province)):
+        with pytest.raises(AccessDenied):
+            _events(session, user)
+
+
+def test_a_minors_case_events_are_read_from_its_county_down_only(session: Session, org: Org,
+                                                                  people: dict[str, User], log: dict[str, Case],
+                                                                  create_member: Callable[..., User]) -> None:
+    # 社区矫正法 §54: the city and the province read nothing of a minor's case, the county reads it all
+    minor = log['mine']
+    minor.is_minor = True
+    session.commit()
+    city = create_member('city_chief', 'supervisor', org.city)
+    province_auditor = create_member('auditor', 'audit_admin', org.province)
+    for reader in (city, province_auditor):
+        seen = _case_ids(_events(session, reader))
+        assert minor.id not in seen and log['theirs'].id in seen, reader.username
+        export = _export_csv(session, reader, AuditFilter())
+        assert minor.number not in {row[5] for row in export}
+    assert minor.id in _case_ids(_events(session, people['chief']))
 
 
 def test_filters_narrow(session: Session, org: Org, people: dict[str, User], log: dict[str, Case],

@@ -177,6 +177,23 @@ def test_outsiders_get_not_found(session: Session, failed: ProcessInstance, org:
     assert session.get(ProcessInstance, failed.id).status == 'error'
 
 
+def test_a_minors_instance_is_handled_from_its_county_down_only(session: Session, failed: ProcessInstance,
+                                                                 org: Org, people: dict[str, User],
+                                                                 create_member: Callable[..., User]) -> None:
+    failed.case.is_minor = True  # 社区矫正法 §54
+    session.commit()
+    city = create_member('city_chief', 'supervisor', org.city)
+    assert failed.id not in {i.id for i, *_ in list_errored_instances(session, load_scope(session, city))}
+    with pytest.raises(NotFound):
+        cancel_instance(session, failed.id, actor=city, reason='越级', scope=load_scope(session, city))
+    session.rollback()
+    county = load_scope(session, people['chief'])
+    assert failed.id in {i.id for i, *_ in list_errored_instances(session, county)}
+    cancel_instance(session, failed.id, actor=people['chief'], reason='县级处理', scope=county)
+    session.commit()
+    assert session.get(ProcessInstance, failed.id).status != 'error'
+
+
 def test_cancel_stops_the_instance_its_tasks_and_jobs_and_the_case(
         session: Session, org: Org, people: dict[str, User], deploy_file: Callable[[str], object]) -> None:
     deploy_file(DEMO)

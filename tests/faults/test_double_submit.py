@@ -5,8 +5,8 @@ and connection), released together by a barrier; the first commit is then held u
 is seen waiting on its lock, so the two transactions provably overlap. Exactly one wins; the other gets
 409 and changes nothing; the instance advances once and the audit chain verifies.
 
-Starting a case has no client idempotency key (``POST /api/v1/cases`` takes none): sent twice, it starts
-two cases. That is the documented behaviour for now; a client must not blindly retry a start.
+Starting a case is made safe to repeat by a key: the API's ``Idempotency-Key`` header, the start form's
+hidden nonce. Two starts under one key at once open one case, and both callers get that case.
 """
 
 from __future__ import annotations
@@ -23,13 +23,16 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from engine.access import load_scope
+from engine.audit import verify_chain
 from engine.directory import issue_token
 from engine.errors import Conflict
+from engine.models.audit import AuditEvent
+from engine.models.cases import Case
 from engine.models.tasks import HumanTask
 from engine.models.users import User
 from engine.runtime import complete_task
 from engine.tasks import claim_task
-from tests.faults.conftest import REGISTER, OpenTask, holding_first_commit, snapshot
+from tests.faults.conftest import REGISTER, START, OpenTask, holding_first_commit, snapshot
 from tests.fixtures.web import csrf_token
 
 pytestmark = pytest.mark.postgres
@@ -207,3 +210,23 @@ def test_a_claim_button_clicked_twice_flashes_the_refusal_and_changes_nothing(ap
     assert again.status_code == 302
     assert '该任务已被他人认领或已办理。' in browser.get('/tasks').get_data(as_text=True)
     assert snapshot(db_engine, open_task) == claimed and claimed.events.get('task.claimed') == 1
+
+
+def test_a_start_sent_twice_at_once_under_one_key_opens_one_case(app: Flask, session: Session, db_engine: Engine,
+                                                                staff: dict[str, User],
+                                                                open_task: OpenTask) -> None:
+    headers = {**bearer(session, staff['staff']), 'Idempotency-Key': 'b6f1c0de-start-twice'}
+    body = {'process_key': 'demo_intake', 'data': {**START, 'person_name': '重复立案'}}
+    with holding_first_commit(db_engine) as hold:
+        responses = at_once(post_json(app, '/cases', headers, body), post_json(app, '/cases', headers, body))
+    assert hold.saw_waiter, 'the second start never waited behind the first: no race happened'
+    assert [r.status_code for r in responses] == [201, 201], [r.get_data(as_text=True)[:300] for r in responses]
+    first, second = (r.get_json() for r in responses)
+    assert first == second  # the twin is answered with the first start's case and tasks
+    assert sorted(r.headers.get('Idempotent-Replayed', '') for r in responses) == ['', 'true']
+    with Session(db_engine) as fresh:
+        cases = fresh.scalars(sa.select(Case).where(Case.person_name == '重复立案')).all()
+        started = fresh.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                               .where(AuditEvent.kind == 'case.started', AuditEvent.case_id == cases[0].id))
+        assert len(cases) == 1 and started == 1
+        assert verify_chain(fresh).ok

@@ -18,7 +18,7 @@ from engine.models.cases import Case
 from engine.models.tasks import HumanTask
 from engine.models.users import User
 from tests.fixtures.directory import PASSWORD, Org
-from tests.fixtures.web import csrf_token
+from tests.fixtures.web import csrf_token, form_tokens
 
 DEMO = 'tests/fixtures/bpmn/demo_intake.bpmn'
 START = {'person_name': '谢某某', 'received_on': '2025-09-26', 'summary': '测试案件',
@@ -77,8 +77,8 @@ def client_for(app: Flask) -> Callable[[str], FlaskClient]:
 
 def post_form(client: FlaskClient, path: str, data: dict[str, str], *, token_from: str = '/tasks',
               **kwargs: object) -> object:
-    """POST ``data`` to ``path`` with the session's CSRF token."""
-    return client.post(path, data={**data, 'csrf_token': csrf_token(client, token_from)}, **kwargs)
+    """POST ``data`` to ``path`` with the hidden tokens of the form on ``token_from`` (CSRF, nonce)."""
+    return client.post(path, data={**data, **form_tokens(client, token_from)}, **kwargs)
 
 
 def page(response: object) -> html.HtmlElement:

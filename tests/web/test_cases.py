@@ -66,7 +66,8 @@ def test_invalid_start_data_creates_nothing(client_for: Clients, session: Sessio
                                             deploy_file: Callable[[str], object]) -> None:
     deploy_file(DEMO)
     response = post_form(client_for('staff'), NEW, {'person_name': '赵', 'received_on': '2025-13-40',
-                                                    'id_number': '431381198503120016', 'summary': '摘要'})
+                                                    'id_number': '431381198503120016', 'summary': '摘要'},
+                         token_from=NEW)
     assert response.status_code == 400
     doc = page(response)
     assert doc.xpath('//input[@name="person_name"]/@value') == ['赵']
@@ -80,7 +81,7 @@ def test_id_number_check_is_shown_beside_its_field(client_for: Clients, session:
                                                    deploy_file: Callable[[str], object]) -> None:
     deploy_file(DEMO)
     response = post_form(client_for('staff'), NEW, {'person_name': '赵某某', 'received_on': '2025-10-09',
-                                                    'id_number': '431381198503120016'})
+                                                    'id_number': '431381198503120016'}, token_from=NEW)
     assert response.status_code == 400
     field = page(response).xpath('//div[contains(@class, "field ")][.//input[@name="id_number"]]')[0]
     assert '公民身份号码校验位不正确。' in text_of(field)
@@ -136,8 +137,8 @@ def test_case_page_shows_data_tasks_instances_and_history(client_for: Clients, s
     body = text_of(doc)
     rows = {text_of(div.xpath('dt')[0]): text_of(div.xpath('dd')[0]) for div in doc.xpath('//dl[@class="summary"]/div')}
     assert rows['当事人姓名'] == '谢某某' and rows['收案日期'] == '2025年9月26日'
-    # the case's own unit sees the whole ID number in the summary; the history shows it masked
-    assert rows['公民身份号码'] == '431381198503120015'
+    # masked even for the case's own unit: the whole number only through 查看完整信息 (tests/web/test_sensitive.py)
+    assert rows['公民身份号码'] == '431381********0015'
     assert doc.xpath(f'//a[@href="/tasks/{task.id}"]')
     assert '案件登记与审核（演示）' in body and '办理中' in body
     timeline = text_of(doc.xpath('//section[@id="history"]//ol[@class="timeline"]')[0])

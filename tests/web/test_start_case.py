@@ -14,6 +14,7 @@ from engine.clock import FrozenClock
 from engine.definitions import deploy
 from engine.models.cases import Case
 from engine.models.users import User
+from tests.fixtures.web import form_tokens
 from tests.web.conftest import DEADLINE, DEMO, page, post_form, text_of
 
 Clients = Callable[[str], FlaskClient]
@@ -81,3 +82,32 @@ def test_request_processes_are_not_offered_as_new_cases(client_for: Clients, ses
     assert links == ['/cases/new/corrections_reception']
     response = officer.get('/cases/new/corrections_leave')
     assert response.status_code == 404 and '该流程只能从案件页面发起' in text_of(page(response))
+
+
+def test_a_start_form_sent_twice_opens_one_case(client_for: Clients, session: Session, people: dict[str, User],
+                                               deploy_file: Callable[[str], object]) -> None:
+    deploy_file(DEMO)
+    staff = client_for('staff')
+    form = {'person_name': '赵某某', 'received_on': '2025-10-09', **form_tokens(staff, '/cases/new/demo_intake')}
+    first = staff.post('/cases/new/demo_intake', data=form)
+    second = staff.post('/cases/new/demo_intake', data=form)  # a double click, or the page resubmitted
+    assert first.status_code == second.status_code == 302
+    assert second.headers['Location'] == first.headers['Location']
+    assert session.scalar(sa.select(sa.func.count()).select_from(Case)) == 1
+    notices = [text_of(alert) for alert in
+               page(staff.get(second.headers['Location'])).xpath('//div[contains(@class, "alert")]')]
+    assert any('未重复立案' in notice for notice in notices), notices
+    # a fresh form is a new case
+    fresh = {'person_name': '赵某某', 'received_on': '2025-10-09', **form_tokens(staff, '/cases/new/demo_intake')}
+    assert staff.post('/cases/new/demo_intake', data=fresh).status_code == 302
+    assert session.scalar(sa.select(sa.func.count()).select_from(Case)) == 2
+
+
+def test_a_start_form_without_its_nonce_is_refused_and_starts_nothing(client_for: Clients, session: Session,
+                                                                      people: dict[str, User],
+                                                                      deploy_file: Callable[[str], object]) -> None:
+    deploy_file(DEMO)
+    staff = client_for('staff')
+    response = post_form(staff, '/cases/new/demo_intake', {'person_name': '赵某某', 'received_on': '2025-10-09'})
+    assert response.status_code == 400 and '刷新页面' in response.get_data(as_text=True)
+    assert session.scalar(sa.select(sa.func.count()).select_from(Case)) == 0

@@ -177,13 +177,19 @@ def test_audit_log_is_scoped_and_filtered(client: FlaskClient, login: Callable[[
     assert '事件类型无效。' in text and '请按“年-月-日”填写日期。' in text
 
 
-def test_admin_reads_system_events_only(client: FlaskClient, login: Callable[[str], FlaskClient], org: Org,
-                                        create_member: Callable[..., User], two_counties: dict[str, Case]) -> None:
+def test_audit_admin_reads_their_subtree_and_system_events(client_for: Callable[[str], FlaskClient], org: Org,
+                                                            create_member: Callable[..., User],
+                                                            two_counties: dict[str, Case]) -> None:
+    # 三员: the audit administrator reads the log; the system administrator (legacy ``admin``) does not.
+    create_member('auditor', 'audit_admin', org.county)
+    auditor = client_for('auditor')
+    table = _table_text(auditor.get('/supervision/audit'))
+    assert '部署流程定义' in table and two_counties['mine'].number in table
+    assert two_counties['theirs'].number not in table
+    assert auditor.get('/supervision/instances').status_code == 403
+    assert auditor.get('/supervision/incidents').status_code == 403
     create_member('admin1', 'admin', org.province)
-    login('admin1')
-    table = _table_text(client.get('/supervision/audit'))
-    assert '部署流程定义' in table and two_counties['mine'].number not in table
-    assert client.get('/supervision/instances').status_code == 403
+    assert client_for('admin1').get('/supervision/audit').status_code == 403
 
 
 def test_export_needs_csrf_and_is_scoped_and_audited(client: FlaskClient, login: Callable[[str], FlaskClient],
@@ -210,6 +216,21 @@ def test_export_needs_csrf_and_is_scoped_and_audited(client: FlaskClient, login:
     wrong = client.post('/supervision/audit/export', data={'format': 'pdf', 'csrf_token': token})
     assert wrong.status_code == 302 and '/supervision/audit' in wrong.headers['Location']
     assert '请选择导出格式' in client.get(wrong.headers['Location']).get_data(as_text=True)
+
+
+def test_exports_mask_sensitive_values_as_the_page_does(client: FlaskClient, login: Callable[[str], FlaskClient],
+                                                        session: Session, org: Org, people: dict[str, User],
+                                                        two_counties: dict[str, Case]) -> None:
+    runtime.start_case(session, 'demo_intake', {'person_name': '赵某某', 'received_on': '2025-09-26',
+                                                'id_number': '430922198001010010'},
+                       actor=people['staff'], org_unit=org.township)
+    session.commit()
+    login('chief')
+    token = csrf_token(client, '/supervision/audit')
+    response = client.post('/supervision/audit/export', data={'format': 'csv', 'kind': 'case.started',
+                                                              'csrf_token': token})
+    text = response.get_data(as_text=True)
+    assert '430922********0010' in text and '430922198001010010' not in text
 
 
 def test_staff_cannot_export(client: FlaskClient, login: Callable[[str], FlaskClient],

@@ -23,7 +23,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.exceptions import BadRequest
 
-from engine import filters, runtime, tasks
+from engine import audit, filters, idempotency, runtime, tasks
 from engine.access import DESIGNER, visible_cases
 from engine.attachments import AttachmentUnreadable, attachments_query, get_attachment, read_content, store_attachment
 from engine.comments import add_comment, case_task, comments_query
@@ -47,13 +47,15 @@ from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
 from web.api import schemas
 from web.api.openapi import openapi_document
-from web.cases.util import CaseFilters, filter_clauses, unit_in_scope
-from web.comments.util import attachment_response, attachment_settings
+from web.cases.util import CaseFilters, filter_clauses, get_case, may_reveal, unit_in_scope
+from web.comments.util import attachment_response, attachment_settings, record_download
 from web.core.auth import current_actor, current_scope, is_token_request
 from web.core.database import db
 from web.core.views import BaseView, status_for
 
 SAFE_METHODS = frozenset({'GET', 'HEAD', 'OPTIONS'})
+#: a client's name for one attempt at a command: a retry under the same key has the first attempt's effect only
+IDEMPOTENCY_HEADER = 'Idempotency-Key'
 MSG_INVALID_BODY = '请求数据有误，请检查标出的字段。'
 MSG_LOGIN_FAILED = '用户名或密码错误，或账户已被暂时锁定。'
 MSG_UNAUTHENTICATED = '请先登录或提供有效的访问令牌。'
@@ -197,6 +199,8 @@ class ApiView(BaseView):
     error_descriptions: ClassVar[dict[int, str]] = {}
     #: session-authenticated writes must carry the CSRF token; bearer-token calls need none
     check_csrf: ClassVar[bool] = True
+    #: the command honours an ``Idempotency-Key`` header (OpenAPI only)
+    idempotent: ClassVar[bool] = False
 
     def dispatch_request(self, **kwargs: Any) -> ResponseReturnValue:
         if self._needs_csrf():
@@ -364,7 +368,9 @@ class StartCase(ApiView):
     body_schema = schemas.StartCaseRequestSchema
     result_schema = schemas.StartedCaseSchema
     success_status = 201
-    error_statuses = (400, 403, 404, 422)
+    error_statuses = (400, 403, 404, 409, 422)
+    error_descriptions = {409: '幂等键已用于内容不同的另一请求'}
+    idempotent = True
 
     def check_access(self) -> None:
         if not current_scope().case_paths:
@@ -372,10 +378,20 @@ class StartCase(ApiView):
 
     def post(self) -> ResponseReturnValue:
         body = load_body(schemas.StartCaseRequestSchema())
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        claimed = None
+        if key is not None:
+            claimed = idempotency.claim(db(), current_actor().id, 'api.start_case',
+                                        idempotency.check_key(key), idempotency.fingerprint(body))
+            if idempotency.answered(claimed):
+                return jsonify(claimed.response), claimed.status, {'Idempotent-Replayed': 'true'}
         unit = self._org_unit(body['org_unit'])
         case, open_tasks = runtime.start_case(db(), body['process_key'], body['data'], actor=current_actor(),
                                               org_unit=unit, scope=current_scope())
-        return respond(schemas.StartedCaseSchema(), Extended(case, tasks=open_tasks), 201)
+        result = schemas.StartedCaseSchema().dump(Extended(case, tasks=open_tasks))
+        if claimed is not None:
+            idempotency.settle(claimed, 201, result)
+        return jsonify(result), 201
 
     def _org_unit(self, code: str | None) -> OrgUnit:
         if code is None:
@@ -393,24 +409,34 @@ class CaseView(ApiView):
     case: Case
 
     def load(self, **kwargs: Any) -> None:
-        case_id: int = kwargs['case_id']
-        case = db().scalars(visible_cases(current_scope()).where(Case.id == case_id)).one_or_none()
-        if case is None:
-            raise NotFound('案件不存在')
-        self.case = case
+        self.case = get_case(db(), kwargs['case_id'], current_scope())
 
 
 class GetCase(CaseView):
-    """One case in full, with its instances and open tasks."""
+    """One case, with its instances and open tasks. The ID number is masked unless ``reveal=1`` is given;
+    revealing is for the case's own units and those above them (404 for anyone else, as for a case they cannot
+    see) and writes a ``case.sensitive_viewed`` audit event every time."""
 
-    summary = '案件详情（含完整身份证号、流程实例和未办结任务）'
+    summary = '案件详情（流程实例和未办结任务；身份证号默认脱敏，reveal=1 返回完整号码并记入审计日志）'
+    query_schema = schemas.CaseRevealArgsSchema
     result_schema = schemas.CaseDetailSchema
+    error_statuses = (400, 404)
 
     def get(self, case_id: int) -> ResponseReturnValue:
+        reveal = load_args(schemas.CaseRevealArgsSchema())['reveal']
+        if reveal:
+            self._record_reveal()
         open_tasks = db().scalars(sa.select(HumanTask).where(HumanTask.case_id == self.case.id,
                                                              HumanTask.status == 'open')
                                   .order_by(HumanTask.id)).all()
-        return respond(schemas.CaseDetailSchema(), Extended(self.case, tasks=with_cases(open_tasks)))
+        schema = schemas.RevealedCaseDetailSchema() if reveal else schemas.CaseDetailSchema()
+        return respond(schema, Extended(self.case, tasks=with_cases(open_tasks)))
+
+    def _record_reveal(self) -> None:
+        if not may_reveal(current_scope(), self.case):
+            raise NotFound('案件不存在')
+        audit.record(db(), 'case.sensitive_viewed', actor=current_actor(), case_id=self.case.id,
+                     org_path=self.case.org_path, after={'fields': ['id_number'] if self.case.id_number else []})
 
 
 class ListCaseHistory(CaseView):
@@ -788,7 +814,9 @@ class GetAttachmentContent(CaseView):
             raise NotFound('附件不存在')
 
     def get(self, case_id: int, attachment_id: int) -> ResponseReturnValue:
-        return attachment_response(self.attachment, read_content(self.attachment, attachment_settings()))
+        data = read_content(self.attachment, attachment_settings())
+        record_download(db(), self.case, self.attachment, current_actor())
+        return attachment_response(self.attachment, data)
 
     def handle_error(self, exc: EngineError) -> ResponseReturnValue:
         if not isinstance(exc, AttachmentUnreadable):

@@ -102,6 +102,13 @@ def _parameters(path: str, view: type[ApiView]) -> list[dict[str, Any]]:
         for m in _PARAM.finditer(path)]
     if view.query_schema is not None:
         parameters.append({'in': 'query', 'schema': view.query_schema})
+    if view.idempotent:
+        parameters.append({
+            'name': 'Idempotency-Key', 'in': 'header', 'required': False,
+            'schema': {'type': 'string', 'minLength': 1, 'maxLength': 128, 'pattern': '^[!-~]+$'},
+            'description': '客户端为本次请求取的唯一键（如 UUID）。超时后以同一键重试，只会立案一次，并返回第一次的结果'
+                           '（响应头 Idempotent-Replayed: true）；同一键用于内容不同的请求返回 409。键保留 7 天。',
+            'example': '4f9c2d1e-8b7a-4c3e-9f10-2a6b5c7d8e9f'})
     return parameters
 
 

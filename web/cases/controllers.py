@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 from marshmallow import ValidationError
 
-from engine import runtime
+from engine import audit, idempotency, runtime
 from engine.definitions import latest_definition, process_bundle
 from engine.errors import AccessDenied, EngineError, NotFound, ValidationFailed
 from engine.i18n import N_
@@ -39,12 +40,13 @@ from web.cases.util import (
     get_document,
     lifecycle_name,
     list_cases,
+    may_reveal,
     parse_cursor,
     public_url,
     qr_svg,
     request_form,
     scope_units,
-    shows_full_id_number,
+    sensitive_rows,
     start_form,
     startable,
     starts_a_case,
@@ -52,11 +54,16 @@ from web.cases.util import (
 from web.core.auth import current_actor, current_scope
 from web.core.database import db
 from web.core.forms import form_level_errors, initial_values, submitted_data, submitted_values, widgets
-from web.core.pages import PageView, translate
+from web.core.pages import PageView, safe_path, translate
 from web.tasks.util import group_names
-from workflows.shared.id_numbers import mask_id_number
+from workflows.shared.sensitive import ID_NUMBER, looks_like_id_number, mask_value
 
+#: the start form's hidden nonce: the idempotency key of one filled-in form
+FORM_NONCE = 'form_nonce'
+MSG_STALE_FORM = N_('表单缺少提交标识，请刷新页面后重新填写提交。')
 MSG_SEARCH_INVALID = N_('请检查标出的搜索条件。')
+#: why a bookmarked or typed-in case-list address holding an ID number is refused
+MSG_ID_IN_URL = N_('公民身份号码不能放在网址中，请在搜索框中输入后点击“搜索”。')
 #: start-data keys the case page shows in its summary instead (the ID number under the masking rule)
 SUMMARY_KEYS = frozenset({'id_number'})
 
@@ -91,7 +98,8 @@ def _start_page(definition: ProcessDefinition, bundle: ProcessBundle, values: di
     form, errors = start_form(bundle), errors or {}
     return render_template('cases/start.html', definition=definition, bundle=bundle,
                            fields=widgets(form, values, errors), form_errors=form_level_errors(form, errors),
-                           message=translate(message) if message else None, unit=current_actor().org_unit)
+                           message=translate(message) if message else None, unit=current_actor().org_unit,
+                           nonce=secrets.token_urlsafe(16))
 
 
 class ShowStartFormView(StartFormView):
@@ -107,11 +115,22 @@ class StartCaseView(StartFormView):
     def post(self, key: str) -> ResponseReturnValue:
         session, me = db(), current_actor()
         data = submitted_data(start_form(self.bundle), request.form)
+        # The form's nonce makes a double click (or a resubmitted page) open one case, not two.
+        nonce = request.form.get(FORM_NONCE, '')
+        if not idempotency.valid_key(nonce):
+            raise ValidationFailed(MSG_STALE_FORM, {'_schema': [MSG_STALE_FORM]})
+        claimed = idempotency.claim(session, me.id, 'web.start_case', nonce,
+                                    idempotency.fingerprint({'key': key, 'data': data}))
+        if idempotency.answered(claimed):
+            flash(gettext('该表单已提交过，案件已立案，未重复立案。'), 'info')
+            return redirect(claimed.response['location'])
         case, tasks = runtime.start_case(session, self.definition.key, data, actor=me, org_unit=me.org_unit,
                                          scope=current_scope())
+        location = url_for('cases.show_case', case_id=case.id)
+        idempotency.settle(claimed, 302, {'location': location})
         flash(gettext('已立案，案件编号 %(number)s。%(next)s', number=case.number,
                       next=first_steps(session, case, tasks)), 'success')
-        return redirect(url_for('cases.show_case', case_id=case.id))
+        return redirect(location)
 
     def handle_error(self, exc: EngineError) -> ResponseReturnValue:
         if not isinstance(exc, ValidationFailed):
@@ -187,6 +206,10 @@ class CaseSearchView(PageView):
         if not isinstance(exc, ValidationFailed):
             return super().handle_error(exc)
         source = request.form if request.method == 'POST' else request.args
+        if request.method == 'GET':
+            # an ID number refused in the address is neither shown back nor carried on in links
+            source = {name: value for name, value in source.items() if name != 'id_number'
+                      and not (name == 'q' and looks_like_id_number(value))}
         return self.render(source, errors=exc.fields, message=translate(exc.message)), 400
 
 
@@ -194,6 +217,8 @@ class CaseListView(CaseSearchView):
     """案件: the cases the user may see, newest first, narrowed by the search in the query string."""
 
     def get(self) -> ResponseReturnValue:
+        if request.args.get('id_number') or looks_like_id_number(request.args.get('q')):
+            raise ValidationFailed(MSG_ID_IN_URL, {'id_number': [MSG_ID_IN_URL]})
         return self.results(request.args)
 
 
@@ -228,9 +253,9 @@ class ShowCaseView(CaseView):
         instances = case_instances(session, case)
         tasks = [task for row in instances for task in row.tasks]
         data = {key: value for key, value in case.start_data.items() if key not in SUMMARY_KEYS}
-        id_number = case.id_number if shows_full_id_number(scope, case) else mask_id_number(case.id_number)
         return render_template(
-            'cases/case.html', case=case, data=data_rows(data, case_fields(session, case)), id_number=id_number,
+            'cases/case.html', case=case, data=data_rows(data, case_fields(session, case)),
+            id_number=mask_value(ID_NUMBER, case.id_number), may_reveal=may_reveal(scope, case),
             kind_name=lifecycle_name(case, instances), instances=instances,
             visible={t.id for t in tasks if scope.can_view_task(t)},
             groups=group_names(session, (t.candidate_group for t in tasks)), statuses=CASE_STATUS_LABELS,
@@ -259,7 +284,33 @@ class ShowDocumentView(CaseView):
         self.document = get_document(db(), self.case, document_id)
 
     def get(self, case_id: int, document_id: int) -> ResponseReturnValue:
+        # Documents carry names, ID numbers and addresses in full: who read which is kept.
+        audit.record(db(), 'document.viewed', actor=current_actor(), case_id=self.case.id,
+                     org_path=self.case.org_path, after={'document_id': self.document.id,
+                                                         'number': self.document.number})
         return render_template('cases/document.html', case=self.case, document=self.document)
+
+
+class RevealCaseView(CaseView):
+    """查看完整信息: the case's sensitive values in full, for its own units only; every view is audited.
+
+    A POST (with its CSRF token), so that no link, prefetch or crawler reveals anything, and the values are
+    never in the case page as first sent.
+    """
+
+    def check_access(self) -> None:
+        if not may_reveal(current_scope(), self.case):
+            raise NotFound(N_('案件不存在'))
+
+    def post(self, case_id: int) -> ResponseReturnValue:
+        session, case = db(), self.case
+        rows = sensitive_rows(session, case)
+        audit.record(session, 'case.sensitive_viewed', actor=current_actor(), case_id=case.id, org_path=case.org_path,
+                     after={'fields': sorted({row.key for row in rows})})
+        response = make_response(render_template('cases/sensitive.html', case=case, rows=rows,
+                                                 return_to=safe_path(request.form.get('return_to'))))
+        response.headers['Cache-Control'] = 'no-store'
+        return response
 
 
 # -- requests on a case -----------------------------------------------------------------------------------

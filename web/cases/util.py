@@ -17,7 +17,7 @@ from flask_babel import gettext
 from sqlalchemy.orm import Session, defer, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from engine.access import Scope, visible_cases, visible_cases_clause
+from engine.access import Scope, can_view_case, refuse, visible_cases, visible_cases_clause
 from engine.audit import SYSTEM_ACTOR
 from engine.clock import LOCAL_ZONE
 from engine.db import starts_with
@@ -39,7 +39,7 @@ from engine.specs import ProcessBundle
 from web.core.pages import translate
 from web.core.templating import due_text, list_separator, local_date, local_datetime
 from web.tasks.util import group_names, prefetch
-from workflows.shared.id_numbers import mask_id_number
+from workflows.shared.sensitive import field_kind, mask_data, mask_value
 
 PAGE_SIZE = 50
 #: a search counts its matches up to this many and shows "1000+" beyond
@@ -48,8 +48,6 @@ COUNT_CAP = 1000
 TIMELINE_PAGE = 100
 #: start fields whose process is a request on an existing case, started from that case's page
 CASE_REQUEST_FIELD = 'case_id'
-#: values shown masked wherever they appear
-MASKED_FIELDS = frozenset({'id_number'})
 
 EVENT_LABELS = {
     'case.started': N_('立案'), 'case.closed': N_('结案'), 'case.cancelled': N_('撤销案件'),
@@ -61,6 +59,8 @@ EVENT_LABELS = {
     'reminder.snoozed': N_('推迟提醒'), 'reminder.cancelled': N_('取消提醒'), 'document.generated': N_('生成文书'),
     'task.delegated': N_('委托办理'), 'task.resolved': N_('委托办结交回'), 'comment.added': N_('添加意见'),
     'attachment.added': N_('上传附件'),
+    'attachment.downloaded': N_('下载附件'), 'document.viewed': N_('查看文书'),
+    'case.sensitive_viewed': N_('查看完整敏感信息'),
     'case.counters_changed': N_('案件计数变更'),
     'case.outcome': N_('办结结果'),
     'case.term_changed': N_('矫正期限变更'),
@@ -102,7 +102,8 @@ MSG_REQUEST_SCOPE = N_('只有案件所在机构的人员可以在案件上发�
 MSG_REQUEST_CLOSED = N_('案件已不在办理中，不能再发起申请。')
 MSG_CASE_ONLY = N_('该流程只能从案件页面发起。')
 #: audit keys that are not form fields but say something a reader needs
-KEY_LABELS = {'assignee_id': N_('认领人'), 'status': N_('状态'), 'candidate_group': N_('候选组'),
+KEY_LABELS = {'id_number': N_('公民身份号码'),
+              'assignee_id': N_('认领人'), 'status': N_('状态'), 'candidate_group': N_('候选组'),
               'number': N_('案件编号'), 'key': N_('流程'), 'version': N_('版本'),
               'due_dt': N_('办理期限'), 'due': N_('办理期限'), 'offset': N_('提醒时点'), 'recipients': N_('通知对象'),
               'group': N_('升级对象'), 'level': N_('升级层级'), 'org_unit': N_('升级至'), 'clock': N_('期限名称'),
@@ -119,6 +120,8 @@ USER_KEYS = frozenset({'assignee_id', 'owner_id'})
 KIND_KEY_LABELS = {
     'reminder.snoozed': {'due_dt': N_('提醒时间')},
     'document.generated': {'number': N_('文号'), 'title': N_('文书名称')},
+    'document.viewed': {'number': N_('文号')},
+    'case.sensitive_viewed': {'fields': N_('查看的信息')},
 }
 #: audit keys already shown elsewhere in an entry, or only of use to the machine (job and document ids)
 HIDDEN_KEYS = frozenset({'bpmn_id', 'kind', 'data', 'code', 'job_id', 'document_id', 'clock_status',
@@ -139,23 +142,33 @@ def label_of(labels: Mapping[str, str], key: str) -> str:
 # -- field labels and values ------------------------------------------------------------------------------
 
 def case_fields(session: Session, case: Case) -> dict[str, FieldSpec]:
-    """Every form field of the case's processes, by id: labels and option names for showing data."""
+    """Every form field of the case's processes, by id: labels and option names for showing data.
+
+    Where tasks share an id, a spec that makes the field sensitive wins (``report_content`` is a 身体情况 in
+    one task): one key is shown one way, and never in full by accident.
+    """
     fields: dict[str, FieldSpec] = {}
     for instance in case.instances:
         bundle = process_bundle(session, instance.definition)
         forms = [bundle.start_form] + [info.form for info in bundle.user_tasks.values()]
         for form in forms:
             for spec in form.fields if form else ():
-                fields.setdefault(spec.id, spec)
+                known = fields.get(spec.id)
+                if known is None or (field_kind(spec.id, spec) and not field_kind(spec.id, known)):
+                    fields[spec.id] = spec
     return fields
 
 
-def show_value(key: str, value: Any, spec: FieldSpec | None = None) -> str:
-    """A stored value as a reader sees it: 是/否, an option's name, a masked ID number, — for nothing."""
+def show_value(key: str, value: Any, spec: FieldSpec | None = None, *, reveal: bool = False) -> str:
+    """A stored value as a reader sees it: 是/否, an option's name, sensitive data masked, — for nothing.
+
+    :param reveal: show a sensitive value in full (the 查看完整信息 page only, which audits it)
+    """
     if value is None or value == '':
         return '—'
-    if key in MASKED_FIELDS:
-        return mask_id_number(str(value))
+    kind = field_kind(key, spec)
+    if kind and not reveal:
+        return mask_value(kind, value)
     if isinstance(value, bool):
         return gettext('是') if value else gettext('否')
     if spec is not None and spec.type == 'enum':
@@ -237,13 +250,16 @@ class _Describer:
             return self.processes[value]
         if key == 'key' and value:
             return str(value)
+        if key == 'fields' and self.kind == 'case.sensitive_viewed' and isinstance(value, list):
+            return list_separator().join(self.label(str(name)) for name in value) or '—'
         if key == 'status' and isinstance(value, str):
             labels = STATUS_LABELS_BY_FAMILY.get(self.kind.split('.')[0], CASE_STATUS_LABELS)
             return gettext(labels[value]) if value in labels else value
-        if isinstance(value, dict):
-            return json.dumps(value, ensure_ascii=False, sort_keys=True)
-        if isinstance(value, list) and all(not isinstance(item, (dict, list)) for item in value):
-            return list_separator().join(show_value(key, item) for item in value) or '—'
+        if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(i, (dict, list)) for i in value)):
+            # a hand-made form's rows (parties with their ID numbers and phones): masked inside
+            return json.dumps(mask_data({key: value}, self.fields)[key], ensure_ascii=False, sort_keys=True)
+        if isinstance(value, list):
+            return list_separator().join(show_value(key, item, self.fields.get(key)) for item in value) or '—'
         if key not in self.fields:
             return self._deadline_value(key, value) or show_value(key, value)
         return show_value(key, value, self.fields[key])
@@ -426,7 +442,7 @@ def attaches_to(definition: ProcessDefinition, case: Case) -> bool:
 
 def may_start_requests(scope: Scope, case: Case) -> bool:
     """Requests are started while the case is open, by its own units (a read grant after a transfer is not enough)."""
-    return case.status == 'open' and scope.sees_path(case.org_path)
+    return case.status == 'open' and scope.owns_case(case)
 
 
 def case_actions(session: Session, scope: Scope, case: Case) -> list[ProcessDefinition]:
@@ -441,7 +457,7 @@ def check_request(scope: Scope, case: Case, definition: ProcessDefinition, bundl
     """Raise unless the caller may start ``definition`` on ``case`` (the rules of :func:`case_actions`)."""
     if not is_request_process(definition, bundle) or not attaches_to(definition, case):
         raise NotFound(MSG_REQUEST_KIND)
-    if not scope.sees_path(case.org_path):
+    if not scope.owns_case(case):
         raise AccessDenied(MSG_REQUEST_SCOPE)
     if case.status != 'open':
         raise Conflict(MSG_REQUEST_CLOSED)
@@ -457,16 +473,69 @@ def request_form(bundle: ProcessBundle) -> FormSpec:
 
 def get_case(session: Session, case_id: int, scope: Scope) -> Case:
     """A case inside the caller's subtrees, else NotFound (so outsiders cannot tell it exists)."""
-    case = session.scalars(visible_cases(scope).where(Case.id == case_id)).one_or_none()
+    case = session.get(Case, case_id)
     if case is None:
         raise NotFound('案件不存在')
+    if not can_view_case(session, scope, case):
+        raise refuse(session, scope.user_id, 'case', case_id, case.org_path, '案件不存在')
     return case
 
 
-def shows_full_id_number(scope: Scope, case: Case) -> bool:
-    """The case page shows the whole ID number to the case's own units and those above them only; a unit that
-    keeps read access after a transfer sees it masked, as every list does."""
-    return scope.sees_path(case.org_path)
+def may_reveal(scope: Scope, case: Case) -> bool:
+    """Whether the caller may see the case's sensitive data in full (查看完整信息): the case's own units and
+    those above them, supervisors included, through a case role. A unit that keeps read access after a
+    transfer sees it masked, as every list does.
+    """
+    return scope.owns_case(case)
+
+
+@dataclass(frozen=True)
+class SensitiveRow:
+    """One sensitive value in full, where it was recorded, for the 查看完整信息 page."""
+
+    key: str
+    label: str
+    value: str
+    source: str
+
+
+def sensitive_rows(session: Session, case: Case) -> list[SensitiveRow]:
+    """Every sensitive value the case holds, in full: its ID number, then each value recorded in its history
+    (start data, task data, before and after), the same value from the same field listed once."""
+    fields = case_fields(session, case)
+    rows = [SensitiveRow('id_number', gettext('公民身份号码'), case.id_number, gettext('案件信息'))] \
+        if case.id_number else []
+    events = list(session.scalars(sa.select(AuditEvent).where(AuditEvent.case_id == case.id)
+                                  .order_by(AuditEvent.id)))
+    titles = dict(session.execute(sa.select(HumanTask.id, HumanTask.title).where(
+        HumanTask.id.in_({e.human_task_id for e in events if e.human_task_id}))).tuples().all())
+    for event in events:
+        source = ' · '.join(filter(None, [label_of(EVENT_LABELS, event.kind), titles.get(event.human_task_id or 0),
+                                           local_datetime(event.occurred_dt)]))
+        for side in (event.before or {}, event.after or {}):
+            rows.extend(SensitiveRow(key, label, value, source) for key, label, value in _revealed(side, fields))
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for row in rows:
+        if (row.label, row.value) not in seen:
+            seen.add((row.label, row.value))
+            unique.append(row)
+    return unique
+
+
+def _revealed(values: Mapping[str, Any], fields: Mapping[str, FieldSpec],
+              prefix: str = '') -> Iterable[tuple[str, str, str]]:
+    """(key, label, full value) of each sensitive value in ``values``, nested rows (a hand-made form's
+    parties) included with their position in the label."""
+    for key, value in _flatten_data(values).items():
+        spec = fields.get(key)
+        label = f'{prefix}{spec.label if spec else label_of(KEY_LABELS, key)}'
+        if field_kind(key, spec) and value not in (None, '') and not isinstance(value, (dict, list)):
+            yield key, label, show_value(key, value, spec, reveal=True)
+        elif isinstance(value, list):
+            for number, item in enumerate(value, 1):
+                if isinstance(item, dict):
+                    yield from _revealed(item, fields, f'{label}（{number}）')
 
 
 @dataclass(frozen=True)

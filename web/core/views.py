@@ -8,15 +8,18 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from flask import abort
+from flask import abort, request
 from flask.typing import ResponseReturnValue
 from flask.views import MethodView
 from flask_login import current_user
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
 
-from engine import runtime
+from engine import access, runtime
 from engine.errors import EngineError, WorkflowFault
 from web.core.database import db, session_factory
+from web.core.database_faults import database_fault, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +53,17 @@ class BaseView(MethodView):
         except EngineError as exc:
             session.rollback()
             return self.handle_error(exc)
-        except OperationalError:
-            session.rollback()
-            log.exception('database unavailable')
-            abort(503)
+        except (DBAPIError, PoolTimeout) as exc:
+            fault = database_fault(exc)
+            if fault is None:
+                session.rollback()
+                raise  # a constraint or a bad statement: a bug, logged with its traceback as a 500
+            return database_unavailable(fault, exc)
         except BaseException:
             session.rollback()
             raise
+        finally:
+            _note_refusals(session)
 
     def _note_fault(self, exc: WorkflowFault) -> None:
         instance_id = getattr(self, 'fault_instance_id', None)
@@ -72,6 +79,24 @@ class BaseView(MethodView):
     def handle_error(self, exc: EngineError) -> ResponseReturnValue:
         """Turn an engine error into a response; subclasses render HTML or JSON."""
         raise NotImplementedError
+
+
+def _note_refusals(session: Session) -> None:
+    """Write the attempts on records outside the caller's reach, in a transaction of their own.
+
+    The request's own transaction has ended by now, usually rolled back by the very refusal.
+    """
+    refusals = access.take_refusals(session)
+    if not refusals:
+        return
+    for refusal in refusals:
+        log.warning('access refused: user %s, %s %s at %s, %s %s', refusal.user_id, refusal.record,
+                    refusal.record_id, refusal.org_path, request.method, request.endpoint)
+    try:
+        with session_factory()() as own, own.begin():
+            access.record_refusals(own, refusals, endpoint=request.endpoint, method=request.method)
+    except OperationalError:
+        log.exception('refused attempts not audited: database unavailable')
 
 
 STATUS_FOR_CODE = {'not_found': 404, 'forbidden': 403, 'conflict': 409, 'invalid': 400,

@@ -76,7 +76,7 @@ class DashboardView(DashboardPage):
         self.unit = util.unit_by_code(db(), code)
 
     def check_access(self) -> None:
-        util.require_supervised(current_scope(), self.unit)
+        util.require_supervised(db(), current_scope(), self.unit)
 
     def get(self, code: str) -> ResponseReturnValue:
         session, today = db(), get_clock().today()
@@ -136,7 +136,7 @@ class RankingView(DashboardPage):
         self.unit = util.unit_by_code(db(), code)
 
     def check_access(self) -> None:
-        util.require_ranked(current_scope(), self.unit)
+        util.require_ranked(db(), current_scope(), self.unit)
 
     def ranking(self) -> tuple[Period, list[CountyScore], Mapping[str, Any], Any]:
         """The month asked for, its ranking (frozen if published), the weights used and the snapshot."""
@@ -197,7 +197,7 @@ class PublishRankingView(ActionView):
         self.unit = util.unit_by_code(db(), code)
 
     def check_access(self) -> None:
-        util.require_ranked(current_scope(), self.unit)
+        util.require_ranked(db(), current_scope(), self.unit)
 
     def return_url(self) -> str:
         month = (request.form.get('month') or '').strip()
@@ -224,7 +224,7 @@ class WeightsView(DashboardPage):
         self.unit = util.unit_by_code(db(), code)
 
     def check_access(self) -> None:
-        util.require_weights_editor(current_scope(), self.unit)
+        util.require_weights_editor(db(), current_scope(), self.unit)
 
     def get(self, code: str) -> ResponseReturnValue:
         weights = effective_weights(db(), self.unit)

@@ -17,7 +17,7 @@ from openpyxl.styles import Font
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from engine.access import ADMIN, Scope
+from engine.access import SYSTEM_ADMIN_ROLES, Scope, refuse
 from engine.errors import AccessDenied, NotFound, ValidationFailed
 from engine.i18n import N_
 from engine.models.org_units import OrgUnit
@@ -78,32 +78,33 @@ def require_supervisor(scope: Scope) -> None:
         raise AccessDenied(MSG_SUPERVISORS_ONLY)
 
 
-def require_supervised(scope: Scope, unit: OrgUnit) -> None:
-    """403 for non-supervisors; 404 for a unit outside the caller's supervised subtrees."""
+def require_supervised(session: Session, scope: Scope, unit: OrgUnit) -> None:
+    """403 for non-supervisors; 404 (and the attempt noted) for a unit outside the caller's supervised subtrees."""
     require_supervisor(scope)
     if not scope.supervises_path(unit.path):
-        raise NotFound(MSG_NO_UNIT)
+        raise refuse(session, scope.user_id, 'org_unit', unit.code, unit.path, MSG_NO_UNIT)
 
 
-def require_ranked(scope: Scope, unit: OrgUnit) -> None:
+def require_ranked(session: Session, scope: Scope, unit: OrgUnit) -> None:
     """A city or the province the caller supervises (404 for a county: it has no ranking page)."""
-    require_supervised(scope, unit)
+    require_supervised(session, scope, unit)
     if unit.level not in RANKING_LEVELS:
         raise NotFound(MSG_NO_UNIT)
 
 
 def admin_paths(scope: Scope) -> tuple[str, ...]:
     """Subtrees the user administers."""
-    return tuple(path for group, path in scope.grants if group == ADMIN)
+    return scope.paths_of(SYSTEM_ADMIN_ROLES)
 
 
-def require_weights_editor(scope: Scope, unit: OrgUnit) -> None:
+def require_weights_editor(session: Session, scope: Scope, unit: OrgUnit) -> None:
     """A supervisor of the unit or an administrator above it, for a city or the province."""
     admin = admin_paths(scope)
     if not scope.supervisor_paths and not admin:
         raise AccessDenied(MSG_WEIGHTS_ONLY)
-    inside = scope.supervises_path(unit.path) or any(unit.path.startswith(p) for p in admin)
-    if not inside or unit.level not in RANKING_LEVELS:
+    if not (scope.supervises_path(unit.path) or any(unit.path.startswith(p) for p in admin)):
+        raise refuse(session, scope.user_id, 'org_unit', unit.code, unit.path, MSG_NO_UNIT)
+    if unit.level not in RANKING_LEVELS:
         raise NotFound(MSG_NO_UNIT)
 
 

@@ -6,7 +6,7 @@ from flask import jsonify
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
-from engine.access import can_view_case
+from engine.access import can_view_case, refuse
 from engine.diagrams import instance_diagram
 from engine.errors import EngineError, NotFound
 from engine.models.cases import Case
@@ -43,8 +43,9 @@ class DiagramView(BaseView):
         self.case, self.instance = case, instance
 
     def check_access(self) -> None:
-        if not can_view_case(db(), current_scope(), self.case):
-            raise NotFound(MSG_NOT_FOUND)
+        scope = current_scope()
+        if not can_view_case(db(), scope, self.case):
+            raise refuse(db(), scope.user_id, 'case', self.case.id, self.case.org_path, MSG_NOT_FOUND)
 
     def unauthenticated(self) -> ResponseReturnValue:
         return _error('unauthorized', gettext('请先登录。'), 401)

@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
 from engine import audit
+from engine.access import Scope
 from engine.audit_log import (
     AuditFilter,
     count_events,
@@ -19,6 +20,8 @@ from engine.audit_log import (
     export_xlsx,
     list_events,
     prepare_export,
+    reader_org_path,
+    reader_paths,
     require_reader,
     sees_system_events,
 )
@@ -43,7 +46,8 @@ from web.supervision.util import (
     status_choices,
     supervised_unit_choices,
 )
-from web.tasks.util import colour_choices, count_text, latest_processes, process_choices, stage_choices
+from web.tasks.util import colour_choices, count_text, latest_processes, process_choices, stage_choices, unit_choices
+from workflows.shared.sensitive import looks_like_id_number, mask_data
 
 PAGE_SIZE = 50
 #: the inputs of the two filter forms, as they appear in the query string
@@ -51,6 +55,8 @@ SEARCH_INPUTS = ('text', 'process', 'version', 'stage', 'status', 'has_error', '
                  'started_from', 'started_to', 'due_from', 'due_to')
 AUDIT_INPUTS = ('actor', 'kind', 'org_unit', 'case', 'date_from', 'date_to')
 MSG_JOBS = N_('只有主管领导可以处理失败作业。')
+#: why a bookmarked or typed-in search address holding an ID number is refused
+MSG_ID_IN_URL = N_('公民身份号码不能放在网址中，请在搜索框中输入后点击“检索”。')
 
 
 def _require_supervisor() -> None:
@@ -101,9 +107,22 @@ class SearchInstancesView(PageView):
         require_supervisor(current_scope())
 
     def get(self) -> ResponseReturnValue:
+        if looks_like_id_number(request.args.get('text')):
+            raise ValidationFailed(MSG_ID_IN_URL, {'text': [MSG_ID_IN_URL]})
+        return self.results(request.args)
+
+    def post(self) -> ResponseReturnValue:
+        """The search form posts: redirected to the bookmarkable query string, or, for an ID number, answered
+        directly, so that the number never appears in a URL, a server log or the browser history."""
+        if looks_like_id_number(request.form.get('text')):
+            return self.results(request.form)
+        return redirect(url_for('supervision.search_instances', **_values(request.form, SEARCH_INPUTS)), 303)
+
+    def results(self, source: Mapping[str, str]) -> ResponseReturnValue:
+        """One page of the instances matching the search in ``source``."""
         session, scope = db(), current_scope()
-        wanted = InstanceFilter.from_dict(request.args)
-        before = parse_cursor(request.args.get('before'))
+        wanted = InstanceFilter.from_dict(source)
+        before = parse_cursor(source.get('before'))
         page = search_instances(session, scope, wanted, before=before, limit=PAGE_SIZE)
         return self.render(page=page, rows=hit_rows(page.hits), before=before,
                            count=count_text(count_instances(session, scope, wanted)))
@@ -111,14 +130,17 @@ class SearchInstancesView(PageView):
     def render(self, *, errors: dict[str, list[str]] | None = None, status: int = 200,
                **context: Any) -> ResponseReturnValue:
         session, scope = db(), current_scope()
-        values = _values(request.args, SEARCH_INPUTS)
+        source = request.form if request.method == 'POST' else request.args
+        values = _values(source, SEARCH_INPUTS)
+        if request.method == 'GET' and looks_like_id_number(values.get('text')):
+            values.pop('text')  # refused: not shown back, nor carried on in links
         definitions = latest_processes(session)
         html = render_template(
             'supervision/instances.html', values=values, errors=errors or {}, processes=process_choices(definitions),
             stages=stage_choices(session, definitions, values.get('process')),
             units=supervised_unit_choices(session, scope, values.get('org_unit')), colours=colour_choices(),
             statuses=status_choices(), has_error=has_error_choices(), status_labels=INSTANCE_STATUS_LABELS,
-            **context)
+            private=looks_like_id_number(values.get('text')), **context)
         return html, status
 
     def handle_error(self, exc: EngineError) -> ResponseReturnValue:
@@ -130,10 +152,15 @@ class SearchInstancesView(PageView):
 # -- 审计日志 -------------------------------------------------------------------------------------------------
 
 class AuditView(PageView):
-    """Base of the audit-log pages: supervisors and administrators (see ``engine.audit_log``)."""
+    """Base of the audit-log pages: supervisors and audit administrators (安全审计员; see ``engine.audit_log``)."""
 
     def check_access(self) -> None:
         require_reader(current_scope())
+
+
+def reader_scope(scope: Scope) -> Scope:
+    """``scope`` narrowed to the units whose events it reads, for the audit log's org-unit select."""
+    return Scope(scope.user_id, tuple(('reader', path) for path in reader_paths(scope)))
 
 
 class AuditLogView(AuditView):
@@ -153,7 +180,7 @@ class AuditLogView(AuditView):
         values = _values(request.args, AUDIT_INPUTS)
         html = render_template(
             'supervision/audit.html', values=values, errors=errors or {}, kinds=kind_choices(),
-            units=supervised_unit_choices(session, scope, values.get('org_unit')),
+            units=unit_choices(session, reader_scope(scope), values.get('org_unit')),
             sees_system=sees_system_events(scope), **context)
         return html, status
 
@@ -171,7 +198,7 @@ class ExportAuditView(AuditView):
         session, scope = db(), current_scope()
         wanted = AuditFilter.from_dict(request.form)
         up_to = prepare_export(session, scope, wanted, actor=current_actor(), fmt=args['format'])
-        rows = export_rows(session, scope, wanted, up_to=up_to, label=event_label)
+        rows = export_rows(session, scope, wanted, up_to=up_to, label=event_label, mask=mask_data)
         if args['format'] == 'xlsx':
             return send_file(export_xlsx(rows, title=gettext('审计日志')), as_attachment=True,
                              download_name=export_filename('xlsx'),
@@ -202,8 +229,7 @@ class VerifyAuditView(AuditView):
     def post(self) -> ResponseReturnValue:
         session, scope = db(), current_scope()
         report = audit.verify_chain(session)
-        paths = scope.supervisor_paths
-        audit.record(session, 'audit.verified', actor=current_actor(), org_path=min(paths, key=len) if paths else None,
+        audit.record(session, 'audit.verified', actor=current_actor(), org_path=reader_org_path(scope),
                      after={'ok': report.ok, 'checked': report.checked, 'first_broken_id': report.first_broken_id})
         return render_template('supervision/verify.html', report=report,
                                broken_label=event_label(report.kind) if report.kind else None)

@@ -33,6 +33,9 @@ SYSTEM_EVENT_LABELS = {
     'audit.exported': N_('导出审计日志'), 'audit.verified': N_('校验审计链'),
     'migration.batch_started': N_('开始批量迁移'), 'migration.batch_finished': N_('批量迁移结束'),
     'ranking.weights_changed': N_('调整评比权重'), 'ranking.published': N_('发布月度评比'),
+    'access.refused': N_('访问范围外的记录（已拒绝）'), 'user.updated': N_('修改用户'),
+    'user.deactivated': N_('停用用户'), 'user.reactivated': N_('启用用户'), 'user.password_reset': N_('重置密码'),
+    'user.unlocked': N_('解锁用户'), 'user.totp_removed': N_('重置双因素认证'), 'membership.removed': N_('撤销角色'),
 }
 #: every event kind the audit log names in words
 AUDIT_EVENT_LABELS = {**EVENT_LABELS, **SYSTEM_EVENT_LABELS}
@@ -43,6 +46,7 @@ FAMILY_LABELS = {
     'job': N_('作业'), 'definition': N_('流程定义'), 'draft': N_('流程草稿'), 'calendar': N_('工作日历'),
     'user': N_('用户'), 'membership': N_('角色'), 'filter': N_('筛选'), 'audit': N_('审计日志'),
     'clock': N_('办理期限'), 'migration': N_('版本迁移'), 'ranking': N_('工作评比'),
+    'access': N_('访问控制'),
 }
 HAS_ERROR_LABELS = {'1': N_('有错误记录'), '0': N_('无错误记录')}
 #: longest error text a result row shows before cutting it short (the case page has it whole)

@@ -14,6 +14,9 @@ from typing import Any
 PROCESS_KEYS = ('corrections_assessment', 'corrections_reception', 'corrections_leave',
                 'corrections_residence_change', 'corrections_alarm', 'corrections_sanction', 'corrections_release',
                 'corrections_report', 'corrections_monitoring')
+#: the roles that work on corrections cases: the candidate groups of the diagrams in bpmn/corrections
+#: (criminal records: no mediator, expert or health-bureau member sees them)
+ROLES = ('township_staff', 'county_officer', 'supervisor')
 
 Problems = dict[str, list[str]]
 
@@ -111,6 +114,7 @@ def _title(suffix: str) -> Callable[[Mapping[str, Any], str], str]:
 
 def register() -> None:
     """Register the corrections profiles, forms and service operations with the engine; idempotent."""
+    from engine.access import register_lifecycle
     from engine.forms import register_form
     from engine.profiles import CaseProfile, register_profile
     from engine.statistics import register_out_of_contact
@@ -118,6 +122,7 @@ def register() -> None:
     from workflows.corrections.forms import CorrectionTeamSchema
 
     register_form('corrections-team', CorrectionTeamSchema)
+    register_lifecycle('corrections', PROCESS_KEYS, ROLES)
     register_profile('corrections_assessment', CaseProfile(
         prefix='DP', start_field='commission_received_on', title=_title('调查评估'), columns=_assessment_columns,
         validate=_check_assessment))

@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from engine.access import register_lifecycle
 from engine.profiles import CaseProfile, register_profile
 from engine.statistics import register_mediation_outcomes
 from workflows.disputes.settings import (
@@ -20,6 +21,13 @@ from workflows.disputes.settings import (
 from workflows.shared.id_numbers import id_number_problem
 
 Problems = dict[str, list[str]]
+
+#: the roles that work on dispute cases: the candidate groups of bpmn/disputes/dispute_mediation.bpmn
+#: (medical data: no 司法所 or corrections officer sees them)
+ROLES = ('village_mediator', 'township_mediator', 'mediator', 'senior_mediator', 'counsellor', 'expert',
+         'health_bureau', 'hospital_liaison', 'supervisor')
+#: a hospital's 医患办 sees only the disputes with its own hospital (engine.access.HOSPITAL_PREFIX)
+HOSPITAL_ROLES = ('hospital_liaison',)
 
 
 def _amount(value: Any) -> Decimal | None:
@@ -86,6 +94,7 @@ def register() -> None:
     """Register the case profile, the hand-made forms and the service operations; idempotent."""
     from workflows.disputes import forms, services  # noqa: F401  (services register on import)
     register_profile(PROCESS_KEY, PROFILE)
+    register_lifecycle('disputes', (PROCESS_KEY,), ROLES, hospital_roles=HOSPITAL_ROLES)
     forms.register()
     # 调解成功率 (statistics, 工作评比): 不予受理 was never mediated, so it counts on neither side.
     register_mediation_outcomes(PROCESS_KEY, settled=(OUTCOME_SETTLED,), unsettled=(OUTCOME_FAILED, OUTCOME_TERMINATED))

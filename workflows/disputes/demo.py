@@ -15,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from engine.access import load_scope
+from engine.access import HOSPITAL_PREFIX, load_scope
 from engine.clock import get_clock
+from engine.directory import add_membership, get_group
 from engine.models.cases import Case
 from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
@@ -27,6 +28,8 @@ from workflows.shared.id_numbers import check_digit
 
 COUNTY = '430922'
 TOWNSHIP = '430922001'
+#: the hospital whose 医患办 the demo's liaison (tj_hospital) is: they see the disputes with it only
+LIAISON_HOSPITAL = '桃江县人民医院'
 
 #: who completes each task in the demo, by candidate group
 _GROUP_USERS = {'mediator': 'tj_mediator', 'senior_mediator': 'tj_senior', 'counsellor': 'tj_counsellor',
@@ -271,6 +274,12 @@ STORIES: tuple[Callable[[_Demo], Case], ...] = (
 )
 
 
+def _tie_liaison(session: Session, units: Mapping[str, OrgUnit], users: Mapping[str, User]) -> None:
+    """Tie the demo's 医患办 to their hospital (a ``hospital:<name>`` group, see engine.access)."""
+    group = get_group(session, HOSPITAL_PREFIX + LIAISON_HOSPITAL, LIAISON_HOSPITAL)
+    add_membership(session, users['tj_hospital'], group, units[COUNTY], actor=None)
+
+
 def load_demo_cases(session: Session, units: Mapping[str, OrgUnit], users: Mapping[str, User]) -> int:
     """Create the demo dispute cases (the diagrams must be deployed); flushes, never commits.
 
@@ -278,6 +287,7 @@ def load_demo_cases(session: Session, units: Mapping[str, OrgUnit], users: Mappi
     :param users: users by username (``tj_mediator``, ``tj_senior`` ... ``tj_village``, ``tj_township``)
     :return: how many cases were created
     """
+    _tie_liaison(session, units, users)
     demo = _Demo(session, units, users, get_clock().today())
     for story in STORIES:
         story(demo)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import runtime
-from engine.access import group_queue_clause, load_scope
+from engine.access import HOSPITAL_PREFIX, group_queue_clause, load_scope
 from engine.clock import LOCAL_ZONE, FrozenClock
 from engine.directory import add_membership, create_org_unit, create_user, get_group
 from engine.models.audit import AuditEvent
@@ -37,6 +37,8 @@ def valid_id(first17: str) -> str:
 
 
 PATIENT_ID = valid_id('43092219580612003')
+#: the hospital of every dispute these tests start (unless one overrides it)
+HOSPITAL = '桃江县某医院'
 
 
 @dataclass
@@ -87,6 +89,9 @@ def taojiang(session: Session) -> Taojiang:
         for group in groups:
             add_membership(session, user, get_group(session, group, group), unit, actor=None)
         org.users[username] = user
+    # The 医患办 sees the disputes with its own hospital only: tie it to the hospital of start_data().
+    add_membership(session, org.users['hospital'], get_group(session, HOSPITAL_PREFIX + HOSPITAL, HOSPITAL),
+                   county, actor=None)
     session.commit()
     return org
 
@@ -105,7 +110,7 @@ def start_data(**overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         'applied_on': '2025-09-26', 'source': '当事人申请', 'application_form': '书面', 'applicant_side': '患方',
         'applicant_name': '王某某', 'applicant_relation': '子女', 'applicant_phone': '13800000000',
-        'person_name': '王哲', 'id_number': PATIENT_ID, 'hospital': '桃江县某医院', 'department': '心内科',
+        'person_name': '王哲', 'id_number': PATIENT_ID, 'hospital': HOSPITAL, 'department': '心内科',
         'dispute_summary': '患方认为医院用药不当导致过敏反应，要求赔偿医疗费及误工费。',
         'claimed_amount': '30000.00', 'patient_died': False, 'people_involved': 1, 'online_attention': False,
         'prior_failed_talks': 0,
