@@ -1,4 +1,4 @@
-"""``flask --app wsgi <command>``: init-db, load-demo, deploy, create-user, worker, serve."""
+"""``flask --app wsgi <command>``: init-db, load-demo, deploy, create-user, create-client, worker, serve."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from engine.clock import LOCAL_ZONE
 from engine.db import create_db_engine, create_session_factory, unit_of_work
 from engine.directory import add_membership, check_role_codes, create_user, get_group
 from engine.errors import DeploymentRejected, EngineError, WarningsNotAccepted
+from engine.events import create_client
 from engine.lint import ValidationReport
 from engine.models.org_units import OrgUnit
 from engine.worker import Worker
@@ -36,8 +37,8 @@ EMAIL = re.compile(r'^[^@\s]+@[^@\s]+\.[^@\s]+$')
 
 def register_commands(app: Flask) -> None:
     """Attach the CLI commands to ``app``."""
-    for cmd in (init_db, load_demo_command, deploy_command, create_user_command, worker_command, serve_command,
-                audit_group):
+    for cmd in (init_db, load_demo_command, deploy_command, create_user_command, create_client_command,
+                worker_command, serve_command, audit_group):
         app.cli.add_command(cmd)
 
 
@@ -153,6 +154,25 @@ def create_user_command(username: str, display_name: str, unit_code: str, groups
     except EngineError as exc:
         _fail(exc)
     click.echo(f'已创建用户 {username}。')
+
+
+@click.command('create-client')
+@click.argument('name')
+@click.option('--org-unit', 'unit_code', required=True, help='接入方所代表的机构代码（在其下级范围内关联案件）')
+@click.option('--kinds', required=True, help='可发送的事件类型，逗号分隔：alarm,referral')
+@with_appcontext
+def create_client_command(name: str, unit_code: str, kinds: str) -> None:
+    """Create a machine client for POST /api/v1/events and print its token (shown this once only)."""
+    try:
+        with unit_of_work(session_factory()) as session:
+            unit = session.scalars(sa.select(OrgUnit).where(OrgUnit.code == unit_code)).one_or_none()
+            if unit is None:
+                raise click.ClickException(f'机构代码 {unit_code} 不存在')
+            _client, token = create_client(session, name, unit, kinds.split(','), actor=None)
+    except EngineError as exc:
+        _fail(exc)
+    click.echo(f'已创建接入方 {name.strip()}。令牌只显示这一次，请妥善保存：')
+    click.echo(token)
 
 
 def _log_to_console() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from web.admin.clients import ActivateClientView, ClientActiveView, ClientsView
 from web.admin.controllers import (
     AddOverrideView,
     CalendarView,
@@ -52,3 +53,10 @@ bp.add_url_rule('/roles/memberships/<int:membership_id>/revoke', 'revoke_role',
                 view_func=RevokeRoleView.as_view('revoke_role'), methods=['POST'])
 bp.add_url_rule('/roles/users/<int:user_id>/totp/reset', 'reset_totp', view_func=ResetTotpView.as_view('reset_totp'),
                 methods=['POST'])
+
+bp.add_url_rule('/clients', 'list_clients', view_func=ClientsView.as_view('list_clients'), methods=['GET'])
+bp.add_url_rule('/clients', 'create_client', view_func=ClientsView.as_view('create_client'), methods=['POST'])
+bp.add_url_rule('/clients/<int:client_id>/deactivate', 'deactivate_client',
+                view_func=ClientActiveView.as_view('deactivate_client'), methods=['POST'])
+bp.add_url_rule('/clients/<int:client_id>/activate', 'activate_client',
+                view_func=ActivateClientView.as_view('activate_client'), methods=['POST'])

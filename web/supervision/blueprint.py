@@ -16,6 +16,7 @@ from web.supervision.controllers import (
     ShowVerifyView,
     VerifyAuditView,
 )
+from web.supervision.events import EventsView, unmatched_event_count
 
 bp = Blueprint('supervision', __name__, template_folder='templates', url_prefix='/supervision')
 
@@ -34,3 +35,6 @@ bp.add_url_rule('/jobs/<int:job_id>/retry', 'retry_job', view_func=RetryJobView.
                 methods=['POST'])
 bp.add_url_rule('/jobs/<int:job_id>/cancel', 'cancel_job', view_func=CancelJobView.as_view('cancel_job'),
                 methods=['POST'])
+bp.add_url_rule('/events', 'list_events', view_func=EventsView.as_view('list_events'), methods=['GET'])
+# The badge for a link to 接入事件 (the number of events that reached no case).
+bp.add_app_template_global(unmatched_event_count, 'unmatched_event_count')
