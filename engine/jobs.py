@@ -12,8 +12,8 @@ Handlers register by kind, so the worker never imports the modules that implemen
     register_handler('reminder', handle_reminder)
 
 The engine's own handlers (``reminder`` and ``escalation`` in :mod:`engine.reminders`, ``timer`` in
-:mod:`engine.worker`, ``migration`` in :mod:`engine.migration`) are loaded on the first lookup, so a worker
-that imports only this module still finds them.
+:mod:`engine.worker`, ``migration`` in :mod:`engine.migration`, ``import`` in :mod:`engine.imports`) are
+loaded on the first lookup, so a worker that imports only this module still finds them.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ __all__ = ['JobHandler', 'handler_for', 'register_handler', 'registered_kinds', 
 JobHandler = Callable[[Session, Job], None]
 
 #: Modules whose import registers the engine's own handlers.
-_BUILTIN_MODULES = ('engine.reminders', 'engine.worker', 'engine.migration')
+_BUILTIN_MODULES = ('engine.reminders', 'engine.worker', 'engine.migration', 'engine.imports')
 
 _handlers: dict[str, JobHandler] = {}
 

@@ -118,7 +118,10 @@ def register() -> None:
     from engine.forms import register_form
     from engine.profiles import CaseProfile, register_profile
     from engine.statistics import register_out_of_contact
-    from workflows.corrections import services  # noqa: F401  (registers the corrections.* operations)
+    from workflows.corrections import (
+        imports,  # noqa: F401  (registers the offenders import kind)
+        services,  # noqa: F401  (registers the corrections.* operations)
+    )
     from workflows.corrections.forms import CorrectionTeamSchema
 
     register_form('corrections-team', CorrectionTeamSchema)

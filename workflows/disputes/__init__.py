@@ -92,7 +92,11 @@ PROFILE = CaseProfile(prefix=CASE_PREFIX, start_field='applied_on', title=_title
 
 def register() -> None:
     """Register the case profile, the hand-made forms and the service operations; idempotent."""
-    from workflows.disputes import forms, services  # noqa: F401  (services register on import)
+    from workflows.disputes import (  # noqa: F401  (services register on import)
+        forms,
+        imports,  # noqa: F401  (registers the disputes import kind)
+        services,
+    )
     register_profile(PROCESS_KEY, PROFILE)
     register_lifecycle('disputes', (PROCESS_KEY,), ROLES, hospital_roles=HOSPITAL_ROLES)
     forms.register()

@@ -1,10 +1,10 @@
 // 迁移在办实例. The preview: 全选 ticks every instance that can move, and the number ticked is announced.
-// A batch page: its progress is fetched from the JSON endpoint named in data-progress-url every two seconds,
-// and the counts and each instance's result are updated in place, until every instance has settled.
+// A batch page: the counts and each instance's result are updated in place as the batch runs
+// (batch-progress.js polls the endpoint named in data-progress-url).
 (function () {
   'use strict';
 
-  var POLL_MS = 2000;
+  var batch = window.fengqiaoBatch;
 
   function setUpSelectAll() {
     var all = document.querySelector('[data-select-all]');
@@ -30,11 +30,6 @@
     update();
   }
 
-  function setText(root, selector, text) {
-    var element = root.querySelector(selector);
-    if (element && element.textContent !== String(text)) { element.textContent = text; }
-  }
-
   function showItem(item) {
     var row = document.querySelector('[data-item-id="' + item.id + '"]');
     if (!row) { return; }
@@ -43,51 +38,17 @@
       badge.textContent = item.status_label;
       badge.className = 'badge' + ({ migrated: ' badge-done', failed: ' badge-danger', skipped: ' badge-warn' }[item.status] || '');
     }
-    setText(row, '[data-item-message]', item.message || '');
-    setText(row, '[data-item-finished]', item.finished || '');
+    batch.setText(row, '[data-item-message]', item.message || '');
+    batch.setText(row, '[data-item-finished]', item.finished || '');
   }
 
   function show(panel, progress) {
-    ['total', 'migrated', 'failed', 'skipped', 'pending'].forEach(function (name) {
-      setText(panel, '[data-count="' + name + '"]', progress[name]);
-    });
-    setText(panel, '[data-batch-status]', progress.status_label);
-    var bar = panel.querySelector('[data-progress-bar]');
-    if (bar) {
-      bar.max = progress.total || 1;
-      bar.value = progress.total - progress.pending;
-    }
+    batch.showSummary(panel, progress, ['total', 'migrated', 'failed', 'skipped', 'pending']);
     progress.items.forEach(showItem);
-    if (progress.done) {
-      panel.setAttribute('data-done', 'true');
-      var hint = panel.querySelector('[data-refresh-hint]');
-      if (hint) { hint.hidden = true; }
-    }
-  }
-
-  function setUpProgress() {
-    var panel = document.querySelector('[data-progress-url]');
-    if (!panel || panel.getAttribute('data-done') === 'true') { return; }
-    var url = panel.getAttribute('data-progress-url');
-
-    function poll() {
-      fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' }, cache: 'no-store' })
-        .then(function (response) {
-          if (!response.ok) { throw new Error('HTTP ' + response.status); }
-          return response.json();
-        })
-        .then(function (progress) {
-          show(panel, progress);
-          if (!progress.done) { window.setTimeout(poll, POLL_MS); }
-        })
-        .catch(function () { window.setTimeout(poll, POLL_MS * 3); });  // a hiccup: try again, more slowly
-    }
-
-    window.setTimeout(poll, POLL_MS);
   }
 
   document.addEventListener('DOMContentLoaded', function () {
     setUpSelectAll();
-    setUpProgress();
+    batch.follow('data-progress-url', show);
   });
 }());
