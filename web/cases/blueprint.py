@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from web.cases.casefile import ExportCaseFileView, ShowCaseFileView
 from web.cases.controllers import (
     CaseListView,
     NewCaseView,
@@ -38,3 +39,7 @@ bp.add_url_rule('/cases/<int:case_id>/requests/<key>', 'start_request',
                 view_func=StartRequestView.as_view('start_request'), methods=['POST'])
 bp.add_url_rule('/cases/<int:case_id>/documents/<int:document_id>', 'show_document',
                 view_func=ShowDocumentView.as_view('show_document'), methods=['GET'])
+bp.add_url_rule('/cases/<int:case_id>/casefile', 'show_casefile', view_func=ShowCaseFileView.as_view('show_casefile'),
+                methods=['GET'])
+bp.add_url_rule('/cases/<int:case_id>/casefile', 'export_casefile',
+                view_func=ExportCaseFileView.as_view('export_casefile'), methods=['POST'])
