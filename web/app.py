@@ -35,6 +35,11 @@ def _select_locale() -> str:
 class RecordIdConverter(IntegerConverter):
     """``<int:…>`` in every route: a non-negative integer that the INTEGER id columns can hold."""
 
+    #: 0 … 2**31-1 in the pattern itself: a larger id must not match at all, or werkzeug, which checks the
+    #: method before the converter's bound, answers 405 on a path that a GET route shares
+    regex = (r'(?:[0-9]{1,9}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}|2147[0-3][0-9]{5}'
+             r'|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}|2147483[0-5][0-9]{2}|21474836[0-3][0-9]|214748364[0-7])')
+
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
         # Every primary key is an INTEGER (int4 on PostgreSQL): a larger id there is a DataError, not no row.
         kwargs.setdefault('max', 2**31 - 1)
@@ -100,12 +105,14 @@ def _register_blueprints(app: Flask) -> None:
     from web.dashboard.blueprint import bp as dashboard_bp
     from web.designer.blueprint import bp as designer_bp
     from web.diagrams.blueprint import bp as diagrams_bp
+    from web.imports.blueprint import bp as imports_bp
     from web.migrations.blueprint import bp as migrations_bp
     from web.notifications.blueprint import bp as notifications_bp
+    from web.public.blueprint import bp as public_bp
     from web.supervision.blueprint import bp as supervision_bp
     from web.tasks.blueprint import bp as tasks_bp
     for bp in (auth_bp, tasks_bp, cases_bp, comments_bp, diagrams_bp, notifications_bp, admin_bp, supervision_bp,
-               designer_bp, migrations_bp, dashboard_bp, api_bp):
+               designer_bp, migrations_bp, dashboard_bp, public_bp, imports_bp, api_bp):
         app.register_blueprint(bp)
     csrf.exempt(api_bp)  # the API checks CSRF itself, only for session-authenticated writes
 

@@ -1,4 +1,4 @@
-"""The OpenAPI document: valid OpenAPI 3, and every route of the API in it."""
+"""The OpenAPI document: valid OpenAPI 3, every route of the API in it, each with schemas and valid examples."""
 
 from __future__ import annotations
 
@@ -8,9 +8,17 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from openapi_spec_validator import validate
 
-from web.api.openapi import openapi_path
+from web.api.openapi import openapi_path, schema_example
+from web.api.schemas import (
+    EXAMPLE_START_DATA,
+    EmptyRequestSchema,
+    StartCaseRequestSchema,
+    StartedCaseSchema,
+    TaskSchema,
+)
 
 
 @pytest.fixture
@@ -82,3 +90,99 @@ def test_request_and_response_schemas(document: dict[str, Any]) -> None:
     assert view['in'] == 'query' and set(view['schema']['enum']) >= {'mine', 'group', 'overdue', 'due_soon'}
     complete = paths['/api/v1/tasks/{task_id}/complete']['post']
     assert {'200', '400', '401', '403', '404', '409', '422'} == set(complete['responses'])
+
+
+# -- coverage: schemas and examples on every operation ---------------------------------------------------------
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(path, method, operation) for path, item in document['paths'].items()
+            for method, operation in item.items()]
+
+
+def _check_example(document: dict[str, Any], schema: dict[str, Any], example: Any, where: str) -> None:
+    """``example`` is valid for ``schema`` (its ``$ref``s resolved in the document), formats included."""
+    root = {**schema, 'components': document['components']}
+    errors = [e.message for e in OAS30Validator(root, format_checker=oas30_format_checker).iter_errors(example)]
+    assert not errors, f'{where}: {errors}'
+
+
+def _properties(document: dict[str, Any], schema: dict[str, Any]) -> set[str]:
+    return set(_resolve(document, schema).get('properties', {}))
+
+
+def test_every_operation_has_a_success_response_with_a_schema(document: dict[str, Any]) -> None:
+    for path, method, operation in _operations(document):
+        successes = {code: response for code, response in operation['responses'].items() if code.startswith('2')}
+        assert successes, f'{method} {path}: no 2xx response'
+        for code, response in successes.items():
+            assert response['content'], f'{method} {path} {code}: no content'
+            for media_type, media in response['content'].items():
+                assert media.get('schema'), f'{method} {path} {code} {media_type}: no schema'
+
+
+def test_every_json_success_response_has_a_complete_valid_example(document: dict[str, Any]) -> None:
+    for path, method, operation in _operations(document):
+        for code, response in operation['responses'].items():
+            media = response['content'].get('application/json')
+            if not code.startswith('2') or media is None:
+                continue
+            where = f'{method} {path} {code}'
+            assert 'example' in media, f'{where}: no example'
+            _check_example(document, media['schema'], media['example'], where)
+            # A response carries every field its schema lists, so its example must show every one.
+            missing = _properties(document, media['schema']) - set(media['example'])
+            assert not missing, f'{where}: example lacks {sorted(missing)}'
+
+
+def test_every_request_body_has_a_valid_example(document: dict[str, Any]) -> None:
+    bodies = [(f'{method} {path}', operation['requestBody']) for path, method, operation in _operations(document)
+              if 'requestBody' in operation]
+    assert len(bodies) >= 15
+    for where, body in bodies:
+        for media_type, media in body['content'].items():
+            assert 'example' in media, f'{where} {media_type}: no example'
+            _check_example(document, media['schema'], media['example'], f'{where} {media_type}')
+
+
+def test_every_error_response_has_the_error_shape_and_an_example(document: dict[str, Any]) -> None:
+    for path, method, operation in _operations(document):
+        for code, response in operation['responses'].items():
+            if code.startswith('2'):
+                continue
+            media = response['content']['application/json']
+            assert media['schema'] == {'$ref': '#/components/schemas/Error'}, f'{method} {path} {code}'
+            _check_example(document, media['schema'], media['example'], f'{method} {path} {code}')
+
+
+def test_every_parameter_has_a_schema(document: dict[str, Any]) -> None:
+    for path, method, operation in _operations(document):
+        for parameter in operation['parameters']:
+            assert parameter['in'] in {'path', 'query', 'header'} and parameter['name']
+            assert parameter.get('schema', {}).get('type'), f'{method} {path} {parameter["name"]}: no schema'
+
+
+def test_path_ids_have_the_bounds_the_router_accepts(app: Flask, document: dict[str, Any]) -> None:
+    ids = [p for _, _, operation in _operations(document) for p in operation['parameters'] if p['in'] == 'path']
+    assert ids and all(p['schema'] == {'type': 'integer', 'minimum': 0, 'maximum': 2**31 - 1} for p in ids)
+    client = app.test_client()
+    # One more than the documented maximum names no route at all.
+    assert client.get(f'/api/v1/cases/{2**31}').status_code == 404
+
+
+def test_writes_document_the_csrf_refusal_and_the_token_its_rate_limit(document: dict[str, Any]) -> None:
+    delete = document['paths']['/api/v1/filters/{filter_id}']['delete']
+    assert 'CSRF' in delete['responses']['400']['description']
+    token = document['paths']['/api/v1/auth/token']['post']['responses']
+    assert token['429']['content']['application/json']['example']['error'] == 'too_many_requests'
+    download = document['paths']['/api/v1/cases/{case_id}/attachments/{attachment_id}/content']['get']
+    assert 'application/pdf' in download['responses']['200']['content']
+    assert 'application/json' not in download['responses']['200']['content']
+
+
+def test_examples_are_composed_from_the_schemas_field_examples() -> None:
+    assert schema_example(StartCaseRequestSchema) == {
+        'process_key': 'dispute_mediation', 'data': EXAMPLE_START_DATA, 'org_unit': '430922'}
+    started = schema_example(StartedCaseSchema)
+    assert started['org_unit'] == {'code': '430922101', 'name': '桃花江镇司法所'}
+    assert [set(task) for task in started['tasks']] == [set(TaskSchema.Meta.fields)]
+    assert schema_example(EmptyRequestSchema) == {}

@@ -47,3 +47,5 @@ bp.add_url_rule('/cases/<int:case_id>/attachments', view_func=c.AddAttachment.as
                 methods=['POST'])
 bp.add_url_rule('/cases/<int:case_id>/attachments/<int:attachment_id>/content',
                 view_func=c.GetAttachmentContent.as_view('get_attachment_content'), methods=['GET'])
+bp.add_url_rule('/events', view_func=c.ReceiveEvent.as_view('receive_event'), methods=['POST'])
+bp.add_url_rule('/cases/<int:case_id>/casefile', view_func=c.GetCaseFile.as_view('get_casefile'), methods=['GET'])

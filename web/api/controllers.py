@@ -23,9 +23,16 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.exceptions import BadRequest
 
-from engine import audit, filters, idempotency, runtime, tasks
+from engine import audit, events, filters, idempotency, runtime, tasks
 from engine.access import DESIGNER, visible_cases
-from engine.attachments import AttachmentUnreadable, attachments_query, get_attachment, read_content, store_attachment
+from engine.attachments import (
+    ACCEPTED_KINDS,
+    AttachmentUnreadable,
+    attachments_query,
+    get_attachment,
+    read_content,
+    store_attachment,
+)
 from engine.comments import add_comment, case_task, comments_query
 from engine.definitions import deploy_with_report, process_bundle, validate
 from engine.directory import LoginFailed, authenticate, issue_token
@@ -42,11 +49,13 @@ from engine.models.audit import AuditEvent
 from engine.models.cases import Case
 from engine.models.comments import Attachment, Comment
 from engine.models.definitions import ProcessDefinition
+from engine.models.events import MachineClient
 from engine.models.filters import SavedFilter
 from engine.models.org_units import OrgUnit
 from engine.models.tasks import HumanTask
 from web.api import schemas
 from web.api.openapi import openapi_document
+from web.cases.casefile import check_may_export, export_case_file
 from web.cases.util import CaseFilters, filter_clauses, get_case, may_reveal, unit_in_scope
 from web.comments.util import attachment_response, attachment_settings, record_download
 from web.core.auth import current_actor, current_scope, is_token_request
@@ -200,7 +209,14 @@ class ApiView(BaseView):
     #: session-authenticated writes must carry the CSRF token; bearer-token calls need none
     check_csrf: ClassVar[bool] = True
     #: the command honours an ``Idempotency-Key`` header (OpenAPI only)
-    idempotent: ClassVar[bool] = False
+    idempotent: ClassVar[str | None] = None
+    #: the security schemes the operation accepts, when not the staff token or session (OpenAPI only)
+    security: ClassVar[list[dict[str, list[str]]] | None] = None
+    #: example bodies where the schemas' field examples do not make one: ``'request'`` or a status code as
+    #: text (OpenAPI only; see ``web.api.openapi.schema_example``)
+    examples: ClassVar[dict[str, Any]] = {}
+    #: the media types of the success response; anything but JSON is documented as a file (OpenAPI only)
+    result_media_types: ClassVar[tuple[str, ...]] = ('application/json',)
 
     def dispatch_request(self, **kwargs: Any) -> ResponseReturnValue:
         if self._needs_csrf():
@@ -236,7 +252,9 @@ class CreateToken(ApiView):
     summary = '以用户名和密码换取访问令牌'
     body_schema = schemas.TokenRequestSchema
     result_schema = schemas.TokenSchema
-    error_statuses = (400, 401)
+    # 429: web.auth.util.limit_login_attempts answers before this view while an address or username retries too
+    # often (FENGQIAO_LOGIN_RATE_LIMIT per username, FENGQIAO_LOGIN_RATE_LIMIT_PER_IP per address, in a window).
+    error_statuses = (400, 401, 429)
     login_required = False
     # The credentials in the body authenticate this call, not the session cookie.
     check_csrf = False
@@ -370,7 +388,8 @@ class StartCase(ApiView):
     success_status = 201
     error_statuses = (400, 403, 404, 409, 422)
     error_descriptions = {409: '幂等键已用于内容不同的另一请求'}
-    idempotent = True
+    idempotent = ('客户端为本次请求取的唯一键（如 UUID）。超时后以同一键重试，只会立案一次，并返回第一次的结果'
+                  '（响应头 Idempotent-Replayed: true）；同一键用于内容不同的请求返回 409。键保留 7 天。')
 
     def check_access(self) -> None:
         if not current_scope().case_paths:
@@ -716,6 +735,8 @@ class GetOpenApi(ApiView):
     summary = 'OpenAPI 3 文档'
     error_statuses = ()
     login_required = False
+    examples = {'200': {'openapi': '3.0.3', 'info': {'title': '枫桥 Fengqiao API', 'version': '1.0'},
+                        'paths': {'/api/v1/cases': {'get': {'operationId': 'list_cases'}}}}}
 
     def get(self) -> ResponseReturnValue:
         return jsonify(openapi_document())
@@ -804,7 +825,9 @@ class GetAttachmentContent(CaseView):
     """
 
     summary = '下载附件内容（按上传时识别的类型返回文件本身，而非 JSON）'
-    error_statuses = (404,)
+    result_media_types = tuple(kind.content_type for kind in ACCEPTED_KINDS)
+    error_statuses = (404, 500)
+    error_descriptions = {500: '附件内容自上传后已改变或丢失（attachment_unreadable），不予提供'}
     attachment: Attachment
 
     def load(self, **kwargs: Any) -> None:
@@ -824,3 +847,96 @@ class GetAttachmentContent(CaseView):
         current_app.logger.error('attachment %s of case %s cannot be served: %s', self.attachment.id,
                                  self.case.id, exc.message)
         return error_response(exc.code, exc.message, 500)
+
+
+# -- incoming events (machine clients) ----------------------------------------------------------------------
+
+MSG_MACHINE_TOKEN = '请提供有效的接入方令牌（Authorization: Bearer …）。'
+MSG_STAFF_TOKEN = '此接口只接受接入方令牌，工作人员的令牌或登录会话不能发送事件。'
+MSG_KEY_REQUIRED = '请在 Idempotency-Key 头或 key 字段中提供事件的唯一键。'
+MSG_KEY_MISMATCH = 'Idempotency-Key 头与 key 字段不一致。'
+
+
+class ReceiveEvent(ApiView):
+    """Receive a monitoring alarm or a 五源 referral from a machine client, authenticated by the client's own
+    token (a staff token or session is refused with 403; a machine token opens nothing else). An alarm is
+    delivered to the offender's open corrections case as a new 报警核查 with its deadline; a referral opens a
+    dispute case or joins the open one of the same patient and hospital. An alarm nobody can receive is still
+    recorded and shown to the client unit's supervisors. The same key again answers as the first time."""
+
+    summary = '接收监管报警或五源纠纷移交（接入方令牌；同一键只产生一次效果）'
+    body_schema = schemas.EventRequestSchema
+    result_schema = schemas.InboundEventSchema
+    success_status = 201
+    other_success_statuses = (200,)
+    error_statuses = (400, 401, 403, 409)
+    error_descriptions = {
+        401: '缺少或无效的接入方令牌', 403: '使用了工作人员的令牌或会话，或该接入方无权发送此类事件',
+        409: '该键已用于内容不同的另一事件'}
+    # The machine token in the header authenticates the call; flask-login knows only staff.
+    examples = {'200': {'id': 42, 'kind': 'referral', 'key': 'TJ-110-20251009-0007', 'status': 'delivered',
+                        'effect': 'case_attached', 'case': {'id': 30, 'number': 'YT-2025-000030',
+                                                            'kind': 'dispute_mediation'},
+                        'message': '已并入办理中的案件 YT-2025-000030（同一患者、同一医疗机构）。',
+                        'received_at': '2025-10-09T08:30:00+00:00'}}
+    login_required = False
+    check_csrf = False
+    idempotent = ('接入方为每个事件取的唯一键（如对方系统的报警编号），也可放在请求体的 key 中。'
+                  '以同一键重发只产生一次效果，返回第一次的结果（响应头 Idempotent-Replayed: true）；'
+                  '同一键用于内容不同的事件返回 409。键长期保留。')
+    security = [{'machine': []}]
+    client: MachineClient | None
+
+    def load(self, **kwargs: Any) -> None:
+        if current_user.is_authenticated:
+            raise AccessDenied(MSG_STAFF_TOKEN)
+        header = request.headers.get('Authorization', '')
+        token = header[len('Bearer '):].strip() if header.startswith('Bearer ') else ''
+        self.client = events.client_for_token(db(), token)
+
+    def post(self) -> ResponseReturnValue:
+        if self.client is None:
+            return error_response('unauthorized', MSG_MACHINE_TOKEN, 401)
+        body = load_body(schemas.EventRequestSchema())
+        try:
+            outcome = events.receive_event(db(), self.client, body['kind'], self._key(body), body['payload'])
+        except ValidationFailed as exc:
+            raise ValidationFailed(exc.message, _payload_fields(exc.fields)) from None
+        # 201 when something new was started (an alarm check, a case); 200 for an event joined to an open case,
+        # one recorded as unmatched or rejected, and every repeat (with Idempotent-Replayed).
+        headers = {'Idempotent-Replayed': 'true'} if outcome.replayed else {}
+        return respond(schemas.InboundEventSchema(), outcome.event, 201 if outcome.created else 200, headers)
+
+    def _key(self, body: dict[str, Any]) -> str:
+        header, field = request.headers.get(IDEMPOTENCY_HEADER), body.get('key')
+        if header is not None and field is not None and header != field:
+            raise ValidationFailed(MSG_INVALID_BODY, {'key': [MSG_KEY_MISMATCH]})
+        key = header if header is not None else field
+        if key is None:
+            raise ValidationFailed(MSG_INVALID_BODY, {'key': [MSG_KEY_REQUIRED]})
+        return key
+
+
+def _payload_fields(problems: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The engine's field names as paths in the request body (``payload.id_number``)."""
+    return {name if name in ('kind', 'key', 'payload', IDEMPOTENCY_HEADER) else f'payload.{name}': messages
+            for name, messages in problems.items()}
+
+
+# -- the case file ------------------------------------------------------------------------------------
+
+class GetCaseFile(CaseView):
+    """The whole case file (卷宗) in the standard order as one printable HTML document (a download named
+    ``卷宗-<number>.html``). It holds every sensitive value in full, so it is for those who may reveal them (403
+    for anyone else who sees the case); every call is audited as ``case.file_exported``."""
+
+    summary = '导出案件卷宗（按规定顺序汇编的可打印 HTML 文件，含完整个人信息；每次导出记入审计日志）'
+    result_media_types = ('text/html',)
+    error_statuses = (403, 404)
+    error_descriptions = {403: '卷宗载有完整的个人信息，只有案件所属机构及其上级的办案人员可以导出'}
+
+    def check_access(self) -> None:
+        check_may_export(self.case)
+
+    def get(self, case_id: int) -> ResponseReturnValue:
+        return export_case_file(self.case, current_actor(), channel='api')

@@ -19,12 +19,25 @@ from workflows.shared.sensitive import mask_data
 #: the largest page any list endpoint serves
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
+#: the largest record id: every primary key is an INTEGER (int4 on PostgreSQL)
+MAX_RECORD_ID = 2**31 - 1
 
 _COMMON_MESSAGES = {
     'required': '此项为必填项。',
     'null': '此项不能为空值。',
     'validator_failed': '取值无效。',
 }
+
+# Example values for the OpenAPI document (field metadata ``example``; web.api.openapi composes whole bodies).
+EXAMPLE_SHA256 = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08'
+EXAMPLE_BPMN = ('<?xml version="1.0" encoding="UTF-8"?><bpmn:definitions '
+                'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" ...>...</bpmn:definitions>')
+EXAMPLE_START_DATA = {'applied_on': '2025-09-26', 'source': '当事人申请', 'applicant_name': '谢某某',
+                      'person_name': '谢某某', 'hospital': '桃江县人民医院',
+                      'dispute_summary': '术后感染，患方认为诊疗有过错', 'claimed_amount': '120000.00',
+                      'patient_died': False, 'people_involved': 3}
+EXAMPLE_TASK_DATA = {'consent_status': 'joint', 'court_accepted': False, 'health_bureau_accepted': False,
+                     'accepted_on': '2025-09-28'}
 
 
 # -- fields with Chinese messages -------------------------------------------------------------------
@@ -49,12 +62,17 @@ class Count(fields.Integer):
 
 
 class RecordId(fields.Integer):
-    """A record id in a JSON body: a positive JSON integer, not text and not ``true``."""
+    """A record id in a JSON body: a positive JSON integer, not text and not ``true``.
+
+    Ids are INTEGER columns (int4 on PostgreSQL), like the ids in URLs (``RecordIdConverter``): a larger
+    number names no record and must not reach the database, which would refuse it with an error.
+    """
 
     default_error_messages = {**_COMMON_MESSAGES, 'invalid': '应为正整数编号。', 'too_large': '编号过大。'}
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, validate=validate.Range(min=1, error='应为正整数编号。'), **kwargs)
+        super().__init__(strict=True, validate=validate.Range(min=1, max=MAX_RECORD_ID, error='应为正整数编号。'),
+                         **kwargs)
 
     def _validated(self, value: Any) -> int:
         # bool is an int subclass in Python; ``"assignee": true`` is a mistake, not user 1.
@@ -115,8 +133,8 @@ class QuerySchema(Schema):
 class TokenRequestSchema(InputSchema):
     """``POST /auth/token``."""
 
-    username = Text(required=True, validate=_length(1, 64))
-    password = Text(required=True, validate=_length(1, 256))
+    username = Text(required=True, validate=_length(1, 64), metadata={'example': 'alarm-gateway'})
+    password = Text(required=True, validate=_length(1, 256), metadata={'example': 'S3cure-Passw0rd!'})
 
 
 _ACCEPT_WARNINGS = '确认校验报告中的警告并照常部署；为 false（默认）时有警告则返回 409 和校验报告'
@@ -125,25 +143,26 @@ _ACCEPT_WARNINGS = '确认校验报告中的警告并照常部署；为 false（
 class ValidateRequestSchema(InputSchema):
     """``POST /definitions/validate`` as JSON; the same endpoint also takes a multipart ``file``."""
 
-    source = Text(required=True, metadata={'description': 'BPMN 或 DMN 的 XML 源文件'})
+    source = Text(required=True, metadata={'description': 'BPMN 或 DMN 的 XML 源文件', 'example': EXAMPLE_BPMN})
 
 
 class ValidateUploadSchema(InputSchema):
     """``POST /definitions/validate`` as multipart/form-data (documentation only: files are read directly)."""
 
-    file = fields.Raw(required=True, metadata={'type': 'string', 'format': 'binary'})
+    file = fields.Raw(required=True, metadata={'type': 'string', 'format': 'binary',
+                                               'example': 'dispute_mediation.bpmn 的内容'})
 
 
 class DeployRequestSchema(ValidateRequestSchema):
     """``POST /definitions`` as JSON; the same endpoint also takes a multipart ``file``."""
 
-    accept_warnings = Flag(load_default=False, metadata={'description': _ACCEPT_WARNINGS})
+    accept_warnings = Flag(load_default=False, metadata={'description': _ACCEPT_WARNINGS, 'example': False})
 
 
 class DeployUploadSchema(ValidateUploadSchema):
     """``POST /definitions`` as multipart/form-data (documentation only: files are read directly)."""
 
-    accept_warnings = Flag(load_default=False, metadata={'description': _ACCEPT_WARNINGS})
+    accept_warnings = Flag(load_default=False, metadata={'description': _ACCEPT_WARNINGS, 'example': False})
 
 
 class AcceptWarningsSchema(InputSchema):
@@ -158,22 +177,23 @@ class AcceptWarningsSchema(InputSchema):
 class StartCaseRequestSchema(InputSchema):
     """``POST /cases``."""
 
-    process_key = Text(required=True, validate=_length(1, 128))
-    data = JsonObject(load_default=dict, metadata={'description': '开始表单的数据'})
+    process_key = Text(required=True, validate=_length(1, 128),
+                       metadata={'description': '流程编码（见流程目录）', 'example': 'dispute_mediation'})
+    data = JsonObject(load_default=dict, metadata={'description': '开始表单的数据', 'example': EXAMPLE_START_DATA})
     org_unit = Text(load_default=None, allow_none=True,
-                    metadata={'description': '机构代码，默认为本人所在机构'})
+                    metadata={'description': '机构代码，默认为本人所在机构', 'example': '430922'})
 
 
 class AssignRequestSchema(InputSchema):
     """``POST /tasks/<id>/assign``."""
 
-    assignee = RecordId(required=True, metadata={'description': '被指派用户的编号'})
+    assignee = RecordId(required=True, metadata={'description': '被指派用户的编号', 'example': 12})
 
 
 class CompleteRequestSchema(InputSchema):
     """``POST /tasks/<id>/complete``: ``data`` is checked against the task's form by the engine."""
 
-    data = JsonObject(load_default=dict, metadata={'description': '任务表单的数据'})
+    data = JsonObject(load_default=dict, metadata={'description': '任务表单的数据', 'example': EXAMPLE_TASK_DATA})
 
 
 class EmptyRequestSchema(InputSchema):
@@ -183,9 +203,9 @@ class EmptyRequestSchema(InputSchema):
 class PageArgsSchema(QuerySchema):
     """``cursor`` and ``limit`` of every list."""
 
-    cursor = Text(load_default=None, metadata={'description': '上一页返回的 next'})
+    cursor = Text(load_default=None, metadata={'description': '上一页返回的 next', 'example': '1042'})
     limit = Count(load_default=DEFAULT_LIMIT, validate=validate.Range(
-        min=1, max=MAX_LIMIT, error=f'每页条数应在 1 到 {MAX_LIMIT} 之间。'))
+        min=1, max=MAX_LIMIT, error=f'每页条数应在 1 到 {MAX_LIMIT} 之间。'), metadata={'example': 20})
 
 
 class CaseArgsSchema(PageArgsSchema):
@@ -242,7 +262,8 @@ class TaskArgsSchema(PageArgsSchema, TaskFilterArgsSchema):
     view = Text(load_default='mine', validate=validate.OneOf(VIEWS, error='可选值：{choices}。'))
     sort = Text(load_default=None, validate=validate.OneOf(tuple(SORTS), error='可选值：{choices}。'),
                 metadata={'description': 'due 按期限（默认）、priority 按紧急程度、created 按到达时间（新的在前）'})
-    filter = Count(load_default=None, metadata={'description': '常用筛选的编号：采用其视图、条件和排序'})
+    filter = Count(load_default=None, validate=validate.Range(min=1, max=MAX_RECORD_ID, error='应为正整数编号。'),
+                   metadata={'description': '常用筛选的编号：采用其视图、条件和排序'})
 
 
 class TaskCountArgsSchema(TaskFilterArgsSchema):
@@ -252,40 +273,46 @@ class TaskCountArgsSchema(TaskFilterArgsSchema):
 class DelegateRequestSchema(InputSchema):
     """``POST /tasks/<id>/delegate``."""
 
-    delegate = RecordId(required=True, metadata={'description': '受托人（本辖区内的工作人员）的用户编号'})
-    note = Text(load_default=None, allow_none=True, validate=_length(0, NOTE_MAX))
+    delegate = RecordId(required=True,
+                        metadata={'description': '受托人（本辖区内的工作人员）的用户编号', 'example': 15})
+    note = Text(load_default=None, allow_none=True, validate=_length(0, NOTE_MAX),
+                metadata={'example': '请协助核实居住地'})
 
 
 class ResolveRequestSchema(InputSchema):
     """``POST /tasks/<id>/resolve``."""
 
-    note = Text(load_default=None, allow_none=True, validate=_length(0, NOTE_MAX))
+    note = Text(load_default=None, allow_none=True, validate=_length(0, NOTE_MAX),
+                metadata={'example': '已走访核实，居住地属实'})
 
 
 class BulkClaimRequestSchema(InputSchema):
     """``POST /tasks/bulk/claim``."""
 
     tasks = fields.List(RecordId(), required=True, validate=validate.Length(
-        min=1, max=BULK_MAX, error=f'请选择 1 到 {BULK_MAX} 项任务。'))
+        min=1, max=BULK_MAX, error=f'请选择 1 到 {BULK_MAX} 项任务。'), metadata={'example': [301, 302]})
 
 
 class BulkAssignRequestSchema(BulkClaimRequestSchema):
     """``POST /tasks/bulk/assign``."""
 
-    assignee = RecordId(required=True, metadata={'description': '被指派用户的编号'})
+    assignee = RecordId(required=True, metadata={'description': '被指派用户的编号', 'example': 12})
 
 
 class SavedFilterRequestSchema(InputSchema):
     """``POST /filters``."""
 
-    name = Text(required=True, validate=_length(1, 60))
-    view = Text(required=True, validate=validate.OneOf(VIEWS, error='可选值：{choices}。'))
+    name = Text(required=True, validate=_length(1, 60), metadata={'example': '本周到期的红色预警'})
+    view = Text(required=True, validate=validate.OneOf(VIEWS, error='可选值：{choices}。'),
+                metadata={'example': 'due_soon'})
     criteria = JsonObject(load_default=dict, metadata={
         'description': '筛选条件：process、stage、org_unit、risk_colour、due_from、due_to、created_from、'
-                       'created_to、text'})
-    sort = Text(load_default='due', validate=validate.OneOf(tuple(SORTS), error='可选值：{choices}。'))
+                       'created_to、text', 'example': {'process': 'dispute_mediation', 'risk_colour': 'red'}})
+    sort = Text(load_default='due', validate=validate.OneOf(tuple(SORTS), error='可选值：{choices}。'),
+                metadata={'example': 'due'})
     share_group = Text(load_default=None, allow_none=True,
-                       metadata={'description': '共享给本人所在的组（在本人机构及下级机构中）；不填为个人筛选'})
+                       metadata={'description': '共享给本人所在的组（在本人机构及下级机构中）；不填为个人筛选',
+                                 'example': 'mediator'})
 
 
 # -- output -------------------------------------------------------------------------------------------
@@ -293,11 +320,12 @@ class SavedFilterRequestSchema(InputSchema):
 class FindingSchema(Schema):
     """One finding of a validation report."""
 
-    rule = fields.String(metadata={'description': '规则名（bpmnlint 的规则沿用其名称）'})
-    severity = fields.String(metadata={'enum': ['error', 'warning']})
-    element_id = fields.String(allow_none=True, metadata={'description': '元素 id；针对整个文件时为 null'})
-    element_name = fields.String(allow_none=True)
-    message = fields.String()
+    rule = fields.String(metadata={'description': '规则名（bpmnlint 的规则沿用其名称）', 'example': 'label-required'})
+    severity = fields.String(metadata={'enum': ['error', 'warning'], 'example': 'warning'})
+    element_id = fields.String(allow_none=True, metadata={'description': '元素 id；针对整个文件时为 null',
+                                                          'example': 'Gateway_1'})
+    element_name = fields.String(allow_none=True, metadata={'example': None})
+    message = fields.String(metadata={'example': '元素缺少名称'})
 
     class Meta:
         fields = ('rule', 'severity', 'element_id', 'element_name', 'message')
@@ -306,10 +334,11 @@ class FindingSchema(Schema):
 class ReportSchema(Schema):
     """A validation report: errors block a deployment, warnings may be accepted."""
 
-    key = fields.String(allow_none=True)
-    kind = fields.String(allow_none=True, metadata={'enum': ['bpmn', 'dmn']})
-    name = fields.String(allow_none=True)
-    valid = fields.Boolean(metadata={'description': '没有错误（可能有待确认的警告）'})
+    key = fields.String(allow_none=True, metadata={'example': 'dispute_mediation'})
+    # null is listed: in OpenAPI 3.0.3 ``nullable`` does not extend an ``enum``.
+    kind = fields.String(allow_none=True, metadata={'enum': ['bpmn', 'dmn', None], 'example': 'bpmn'})
+    name = fields.String(allow_none=True, metadata={'example': '医疗纠纷人民调解'})
+    valid = fields.Boolean(metadata={'description': '没有错误（可能有待确认的警告）', 'example': True})
     errors = fields.List(fields.Nested(FindingSchema))
     warnings = fields.List(fields.Nested(FindingSchema))
 
@@ -320,11 +349,12 @@ class ReportSchema(Schema):
 class ErrorSchema(Schema):
     """Every error response."""
 
-    error = fields.String(required=True)
-    message = fields.String(required=True)
+    error = fields.String(required=True, metadata={'example': 'invalid'})
+    message = fields.String(required=True, metadata={'example': '请求数据有误，请检查标出的字段。'})
     # Named apart from its key: a field called ``fields`` would shadow Schema.fields.
     field_errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), required=True,
-                               attribute='fields', data_key='fields')
+                               attribute='fields', data_key='fields',
+                               metadata={'example': {'process_key': ['此项为必填项。']}})
     problems = fields.List(fields.Dict(), metadata={'description': '部署失败时：[{"element", "message"}]'})
     report = fields.Nested(ReportSchema, metadata={'description': '部署或校验被拒时：完整的校验报告'})
 
@@ -335,7 +365,7 @@ class ErrorSchema(Schema):
 class TokenSchema(Schema):
     """A bearer token."""
 
-    token = fields.String(required=True)
+    token = fields.String(required=True, metadata={'example': 'q7Yf0cV1mN2bX8tR4kLp9sW3eH6jD5aG0zU1iO2yT3c'})
 
     class Meta:
         fields = ('token',)
@@ -344,9 +374,9 @@ class TokenSchema(Schema):
 class UserRefSchema(Schema):
     """A user as other records name them."""
 
-    id = fields.Integer()
-    username = fields.String()
-    name = fields.String(attribute='display_name')
+    id = fields.Integer(metadata={'example': 12})
+    username = fields.String(metadata={'example': 'lixiao'})
+    name = fields.String(attribute='display_name', metadata={'example': '李晓'})
 
     class Meta:
         fields = ('id', 'username', 'name')
@@ -355,8 +385,8 @@ class UserRefSchema(Schema):
 class OrgUnitRefSchema(Schema):
     """An org unit as other records name it."""
 
-    code = fields.String()
-    name = fields.String()
+    code = fields.String(metadata={'example': '430922101'})
+    name = fields.String(metadata={'example': '桃花江镇司法所'})
 
     class Meta:
         fields = ('code', 'name')
@@ -365,13 +395,13 @@ class OrgUnitRefSchema(Schema):
 class DefinitionSchema(Schema):
     """One deployed version of a BPMN process or DMN decision."""
 
-    id = fields.Integer()
-    key = fields.String()
-    version = fields.Integer()
-    kind = fields.String(metadata={'enum': ['bpmn', 'dmn']})
-    name = fields.String()
-    checksum = fields.String()
-    deployed_at = fields.DateTime(attribute='deployed_dt')
+    id = fields.Integer(metadata={'example': 7})
+    key = fields.String(metadata={'example': 'dispute_mediation'})
+    version = fields.Integer(metadata={'example': 3})
+    kind = fields.String(metadata={'enum': ['bpmn', 'dmn'], 'example': 'bpmn'})
+    name = fields.String(metadata={'example': '医疗纠纷人民调解'})
+    checksum = fields.String(metadata={'example': EXAMPLE_SHA256})
+    deployed_at = fields.DateTime(attribute='deployed_dt', metadata={'example': '2025-09-20T02:30:00+00:00'})
     deployed_by = fields.Nested(UserRefSchema, allow_none=True)
 
     class Meta:
@@ -381,10 +411,10 @@ class DefinitionSchema(Schema):
 class DeployedSchema(Schema):
     """The outcome of a deployment."""
 
-    id = fields.Integer()
-    key = fields.String()
-    version = fields.Integer()
-    created = fields.Boolean(metadata={'description': 'false：源文件与最新版本相同，未创建新版本'})
+    id = fields.Integer(metadata={'example': 8})
+    key = fields.String(metadata={'example': 'dispute_mediation'})
+    version = fields.Integer(metadata={'example': 4})
+    created = fields.Boolean(metadata={'description': 'false：源文件与最新版本相同，未创建新版本', 'example': True})
     accepted_warnings = fields.List(fields.Nested(FindingSchema),
                                     metadata={'description': '部署时确认接受的警告（未创建新版本时为空）'})
 
@@ -395,25 +425,30 @@ class DeployedSchema(Schema):
 class TaskSchema(Schema):
     """A human task as every list shows it."""
 
-    id = fields.Integer()
-    name = fields.String(attribute='bpmn_id', metadata={'description': 'BPMN 用户任务的 id'})
-    title = fields.String()
-    case_id = fields.Integer()
-    case_number = fields.String(attribute='case.number')
-    candidate_group = fields.String(allow_none=True)
-    assignee = fields.Integer(attribute='assignee_id', allow_none=True)
-    due_at = fields.DateTime(attribute='due_dt', allow_none=True)
-    status = fields.String(metadata={'enum': ['open', 'completed', 'cancelled']})
-    created_at = fields.DateTime(attribute='created_dt')
+    id = fields.Integer(metadata={'example': 301})
+    name = fields.String(attribute='bpmn_id',
+                         metadata={'description': 'BPMN 用户任务的 id', 'example': 'accept_review'})
+    title = fields.String(metadata={'example': '受理审查'})
+    case_id = fields.Integer(metadata={'example': 1042})
+    case_number = fields.String(attribute='case.number', metadata={'example': 'YT-2025-001042'})
+    candidate_group = fields.String(allow_none=True, metadata={'example': 'mediator'})
+    assignee = fields.Integer(attribute='assignee_id', allow_none=True, metadata={'example': None})
+    due_at = fields.DateTime(attribute='due_dt', allow_none=True, metadata={'example': '2025-10-09T15:59:59+00:00'})
+    status = fields.String(metadata={'enum': ['open', 'completed', 'cancelled'], 'example': 'open'})
+    created_at = fields.DateTime(attribute='created_dt', metadata={'example': '2025-09-26T01:00:00+00:00'})
 
-    process_key = fields.String(metadata={'description': '流程编码'})
-    org_unit = fields.String(attribute='org_unit.code', metadata={'description': '办理机构代码'})
-    priority = fields.Integer(metadata={'description': '紧急程度：camunda:priority 加案件颜色权重，越大越紧急'})
-    risk_colour = fields.String(allow_none=True, metadata={'enum': list(RISK_COLOURS)})
-    owner = fields.Integer(attribute='owner_id', allow_none=True, metadata={'description': '委托人'})
-    delegation_state = fields.String(allow_none=True, metadata={'enum': ['pending', 'resolved']})
-    is_escalated = fields.Boolean()
-    completed_at = fields.DateTime(attribute='completed_dt', allow_none=True)
+    process_key = fields.String(metadata={'description': '流程编码', 'example': 'dispute_mediation'})
+    org_unit = fields.String(attribute='org_unit.code',
+                             metadata={'description': '办理机构代码', 'example': '430922101'})
+    priority = fields.Integer(metadata={'description': '紧急程度：camunda:priority 加案件颜色权重，越大越紧急',
+                                        'example': 50})
+    # null is listed: in OpenAPI 3.0.3 ``nullable`` does not extend an ``enum``.
+    risk_colour = fields.String(allow_none=True, metadata={'enum': [*RISK_COLOURS, None], 'example': 'yellow'})
+    owner = fields.Integer(attribute='owner_id', allow_none=True, metadata={'description': '委托人', 'example': None})
+    delegation_state = fields.String(allow_none=True,
+                                     metadata={'enum': ['pending', 'resolved', None], 'example': None})
+    is_escalated = fields.Boolean(metadata={'example': False})
+    completed_at = fields.DateTime(attribute='completed_dt', allow_none=True, metadata={'example': None})
 
     class Meta:
         fields = ('id', 'name', 'title', 'case_id', 'case_number', 'candidate_group', 'assignee', 'due_at',
@@ -433,8 +468,8 @@ class CompletedTaskSchema(TaskSchema):
 class FormOptionSchema(Schema):
     """One choice of an enum field."""
 
-    id = fields.String()
-    name = fields.String()
+    id = fields.String(metadata={'example': 'joint'})
+    name = fields.String(metadata={'example': '医患双方共同申请'})
 
     class Meta:
         fields = ('id', 'name')
@@ -443,11 +478,11 @@ class FormOptionSchema(Schema):
 class FormConstraintsSchema(Schema):
     """A field's limits; bounds are numbers, decimal strings or ISO dates, by field type."""
 
-    min_length = fields.Integer(allow_none=True)
-    max_length = fields.Integer(allow_none=True)
-    minimum = fields.Raw(allow_none=True)
-    maximum = fields.Raw(allow_none=True)
-    readonly = fields.Boolean()
+    min_length = fields.Integer(allow_none=True, metadata={'example': None})
+    max_length = fields.Integer(allow_none=True, metadata={'example': None})
+    minimum = fields.Raw(allow_none=True, metadata={'example': None})
+    maximum = fields.Raw(allow_none=True, metadata={'example': None})
+    readonly = fields.Boolean(metadata={'example': False})
 
     class Meta:
         fields = ('min_length', 'max_length', 'minimum', 'maximum', 'readonly')
@@ -456,11 +491,11 @@ class FormConstraintsSchema(Schema):
 class FormFieldSchema(Schema):
     """One field of a task's form."""
 
-    id = fields.String()
-    label = fields.String()
-    type = fields.String(metadata={'enum': ['string', 'long', 'boolean', 'date', 'enum', 'decimal']})
-    required = fields.Boolean()
-    default = fields.String(allow_none=True)
+    id = fields.String(metadata={'example': 'consent_status'})
+    label = fields.String(metadata={'example': '调解意愿'})
+    type = fields.String(metadata={'enum': ['string', 'long', 'boolean', 'date', 'enum', 'decimal'], 'example': 'enum'})
+    required = fields.Boolean(metadata={'example': True})
+    default = fields.String(allow_none=True, metadata={'example': None})
     options = fields.List(fields.Nested(FormOptionSchema))
     constraints = fields.Nested(FormConstraintsSchema)
 
@@ -471,7 +506,7 @@ class FormFieldSchema(Schema):
 class FormSchema(Schema):
     """A task's form."""
 
-    key = fields.String(allow_none=True, metadata={'description': 'camunda:formKey（自定义表单）'})
+    key = fields.String(allow_none=True, metadata={'description': 'camunda:formKey（自定义表单）', 'example': None})
     form_fields = fields.List(fields.Nested(FormFieldSchema), attribute='fields', data_key='fields')
 
     class Meta:
@@ -482,7 +517,8 @@ class TaskDetailSchema(TaskSchema):
     """A task with its form and the values the form would be pre-filled with."""
 
     form = fields.Nested(FormSchema)
-    data = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True))
+    data = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
+                       metadata={'example': {'consent_status': None}})
 
     class Meta:
         fields = (*TaskSchema.Meta.fields, 'form', 'data')
@@ -491,21 +527,24 @@ class TaskDetailSchema(TaskSchema):
 class CaseSchema(Schema):
     """A case as lists show it: the ID number masked."""
 
-    id = fields.Integer()
-    number = fields.String()
-    public_code = fields.String()
-    kind = fields.String()
-    title = fields.String()
-    status = fields.String(metadata={'enum': list(CASE_STATUSES)})
+    id = fields.Integer(metadata={'example': 1042})
+    number = fields.String(metadata={'example': 'YT-2025-001042'})
+    public_code = fields.String(metadata={'description': '一案一码（公开页面 /c/<code>）',
+                                          'example': 'Xk3v9QpL2mZ7aB4c'})
+    kind = fields.String(metadata={'description': '流程编码', 'example': 'dispute_mediation'})
+    title = fields.String(metadata={'example': '谢某某与桃江县人民医院医疗纠纷'})
+    status = fields.String(metadata={'enum': list(CASE_STATUSES), 'example': 'open'})
     org_unit = fields.Nested(OrgUnitRefSchema)
-    risk_colour = fields.String(allow_none=True)
-    person_name = fields.String(allow_none=True)
-    id_number: fields.String = MaskedIdNumber(allow_none=True)
-    hospital = fields.String(allow_none=True)
-    claimed_amount = fields.Decimal(as_string=True, allow_none=True)
-    start_event_on = fields.Date(allow_none=True)
-    created_at = fields.DateTime(attribute='created_dt')
-    closed_at = fields.DateTime(attribute='closed_dt', allow_none=True)
+    risk_colour = fields.String(allow_none=True, metadata={'example': 'yellow'})
+    person_name = fields.String(allow_none=True, metadata={'example': '谢某某'})
+    id_number: fields.String = MaskedIdNumber(allow_none=True, metadata={'example': '430922********001X'})
+    hospital = fields.String(allow_none=True, metadata={'example': '桃江县人民医院'})
+    # Dumped as text (no float ever touches money), so documented as a string, not apispec's number.
+    claimed_amount = fields.Decimal(as_string=True, allow_none=True,
+                                    metadata={'type': 'string', 'format': 'decimal', 'example': '120000.00'})
+    start_event_on = fields.Date(allow_none=True, metadata={'description': '法定期限的起算日', 'example': '2025-09-26'})
+    created_at = fields.DateTime(attribute='created_dt', metadata={'example': '2025-09-26T01:00:00+00:00'})
+    closed_at = fields.DateTime(attribute='closed_dt', allow_none=True, metadata={'example': None})
 
     class Meta:
         fields = ('id', 'number', 'public_code', 'kind', 'title', 'status', 'org_unit', 'risk_colour',
@@ -525,15 +564,16 @@ class StartedCaseSchema(CaseSchema):
 class InstanceSchema(Schema):
     """A process instance of a case."""
 
-    id = fields.Integer()
-    key = fields.String(attribute='definition.key')
-    version = fields.Integer(attribute='definition.version')
-    is_lifecycle = fields.Boolean()
-    status = fields.String(metadata={'enum': ['running', 'waiting', 'completed', 'error', 'suspended']})
-    revision = fields.Integer()
-    error_message = fields.String(allow_none=True)
-    created_at = fields.DateTime(attribute='created_dt')
-    completed_at = fields.DateTime(attribute='completed_dt', allow_none=True)
+    id = fields.Integer(metadata={'example': 2077})
+    key = fields.String(attribute='definition.key', metadata={'example': 'dispute_mediation'})
+    version = fields.Integer(attribute='definition.version', metadata={'example': 3})
+    is_lifecycle = fields.Boolean(metadata={'example': True})
+    status = fields.String(metadata={'enum': ['running', 'waiting', 'completed', 'error', 'suspended'],
+                                     'example': 'waiting'})
+    revision = fields.Integer(metadata={'example': 4})
+    error_message = fields.String(allow_none=True, metadata={'example': None})
+    created_at = fields.DateTime(attribute='created_dt', metadata={'example': '2025-09-26T01:00:00+00:00'})
+    completed_at = fields.DateTime(attribute='completed_dt', allow_none=True, metadata={'example': None})
 
     class Meta:
         fields = ('id', 'key', 'version', 'is_lifecycle', 'status', 'revision', 'error_message', 'created_at',
@@ -553,7 +593,7 @@ class CaseDetailSchema(CaseSchema):
 class RevealedCaseDetailSchema(CaseDetailSchema):
     """``CaseDetailSchema`` with the ID number in full (``?reveal=1``, audited)."""
 
-    id_number = fields.String(allow_none=True)
+    id_number = fields.String(allow_none=True, metadata={'example': '43092219800101001X'})
 
 
 class CaseRevealArgsSchema(QuerySchema):
@@ -561,7 +601,7 @@ class CaseRevealArgsSchema(QuerySchema):
 
     reveal = Flag(load_default=False, metadata={'description': (
         '1/true：返回完整的公民身份号码（仅限案件所在机构及其上级的办案人员；每次调用记入审计日志 '
-        'case.sensitive_viewed）。默认脱敏，如 430922********123X。')})
+        'case.sensitive_viewed）。默认脱敏，如 430922********123X。'), 'example': True})
 
 
 class MaskedData(fields.Dict):
@@ -575,14 +615,16 @@ class MaskedData(fields.Dict):
 class EventSchema(Schema):
     """One audit event of a case."""
 
-    id = fields.Integer()
-    at = fields.DateTime(attribute='occurred_dt')
-    actor = fields.String(attribute='actor_name', metadata={'description': '当时的姓名；系统操作为“系统”'})
-    actor_id = fields.Integer(allow_none=True)
-    kind = fields.String()
-    before = MaskedData(allow_none=True, metadata={'description': '变更前的值（敏感信息已脱敏）'})
-    after = MaskedData(allow_none=True, metadata={'description': '变更后的值（敏感信息已脱敏）'})
-    note = fields.String(allow_none=True)
+    id = fields.Integer(metadata={'example': 58213})
+    at = fields.DateTime(attribute='occurred_dt', metadata={'example': '2025-09-26T01:00:00+00:00'})
+    actor = fields.String(attribute='actor_name', metadata={'description': '当时的姓名；系统操作为“系统”',
+                                                            'example': '李晓'})
+    actor_id = fields.Integer(allow_none=True, metadata={'example': 12})
+    kind = fields.String(metadata={'example': 'task.completed'})
+    before = MaskedData(allow_none=True, metadata={'description': '变更前的值（敏感信息已脱敏）', 'example': None})
+    after = MaskedData(allow_none=True, metadata={'description': '变更后的值（敏感信息已脱敏）',
+                                                  'example': {'consent_status': 'joint'}})
+    note = fields.String(allow_none=True, metadata={'example': None})
 
     class Meta:
         fields = ('id', 'at', 'actor', 'actor_id', 'kind', 'before', 'after', 'note')
@@ -591,9 +633,9 @@ class EventSchema(Schema):
 class BulkResultSchema(Schema):
     """One task's outcome in a bulk action."""
 
-    task_id = fields.Integer()
-    ok = fields.Boolean()
-    message = fields.String(metadata={'description': '未成功时的原因'})
+    task_id = fields.Integer(metadata={'example': 301})
+    ok = fields.Boolean(metadata={'example': True})
+    message = fields.String(metadata={'description': '未成功时的原因', 'example': ''})
     task = fields.Nested(TaskSchema, allow_none=True)
 
     class Meta:
@@ -612,8 +654,9 @@ class BulkResultsSchema(Schema):
 class TaskCountsSchema(Schema):
     """How many tasks each view holds; a count of ``cap`` + 1 means "more than cap"."""
 
-    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
-    cap = fields.Integer()
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={'example': {
+        'mine': 12, 'group': 3, 'due_soon': 4, 'overdue': 1, 'escalated': 0, 'all': 57, 'completed': 1001}})
+    cap = fields.Integer(metadata={'example': 1000})
 
     class Meta:
         fields = ('counts', 'cap')
@@ -622,13 +665,14 @@ class TaskCountsSchema(Schema):
 class SavedFilterSchema(Schema):
     """A saved to-do filter with its live (capped) count."""
 
-    id = fields.Integer()
-    name = fields.String()
-    view = fields.String()
-    criteria = fields.Dict(metadata={'description': '筛选条件与 sort'})
-    owner = fields.Integer(attribute='owner_id')
-    shared_group = fields.String(allow_none=True)
-    count = fields.Integer()
+    id = fields.Integer(metadata={'example': 5})
+    name = fields.String(metadata={'example': '本周到期的红色预警'})
+    view = fields.String(metadata={'example': 'due_soon'})
+    criteria = fields.Dict(metadata={'description': '筛选条件与 sort', 'example': {
+        'process': 'dispute_mediation', 'risk_colour': 'red', 'sort': 'due'}})
+    owner = fields.Integer(attribute='owner_id', metadata={'example': 12})
+    shared_group = fields.String(allow_none=True, metadata={'example': 'mediator'})
+    count = fields.Integer(metadata={'example': 2})
 
     class Meta:
         fields = ('id', 'name', 'view', 'criteria', 'owner', 'shared_group', 'count')
@@ -655,7 +699,7 @@ def _page_schema(item: type[Schema], name: str) -> type[Schema]:
     attrs: dict[str, Any] = {
         'items': fields.List(fields.Nested(item), required=True),
         'next': fields.String(allow_none=True, required=True,
-                              metadata={'description': '下一页的 cursor；没有则为 null'}),
+                              metadata={'description': '下一页的 cursor；没有则为 null', 'example': None}),
         'Meta': type('Meta', (), {'fields': ('items', 'next')}),
         '__doc__': f'One page of {item.__name__} items.',
     }
@@ -685,14 +729,16 @@ def flat_messages(messages: Any, prefix: str = '') -> dict[str, list[str]]:
 class CommentRequestSchema(InputSchema):
     """``POST /cases/<id>/comments``: the text is trimmed and checked by the engine (1 to 2000 characters)."""
 
-    body = Text(required=True, metadata={'description': '意见内容，最多 2000 字'})
-    task_id = RecordId(load_default=None, allow_none=True, metadata={'description': '所涉及的任务（须属于本案件）'})
+    body = Text(required=True, metadata={'description': '意见内容，最多 2000 字',
+                                         'example': '申请人补充了病历复印件，请调解员核对。'})
+    task_id = RecordId(load_default=None, allow_none=True,
+                       metadata={'description': '所涉及的任务（须属于本案件）', 'example': None})
 
 
 class AttachmentFormSchema(InputSchema):
     """The form fields of ``POST /cases/<id>/attachments`` besides the file (read from ``request.form``)."""
 
-    task_id = Count(load_default=None, validate=validate.Range(min=1, max=2**31 - 1, error='应为正整数编号。'),
+    task_id = Count(load_default=None, validate=validate.Range(min=1, max=MAX_RECORD_ID, error='应为正整数编号。'),
                     metadata={'description': '所涉及的任务（须属于本案件）'})
 
 
@@ -701,18 +747,19 @@ class AttachmentUploadSchema(AttachmentFormSchema):
 
     file = fields.Raw(required=True, metadata={
         'type': 'string', 'format': 'binary',
-        'description': 'PDF、JPEG、PNG、Word（.docx）或 Excel（.xlsx），按文件内容识别；默认不超过 10 MB'})
+        'description': 'PDF、JPEG、PNG、Word（.docx）或 Excel（.xlsx），按文件内容识别；默认不超过 10 MB',
+        'example': '病历复印件.pdf 的内容'})
 
 
 class CommentSchema(Schema):
     """A comment on a case."""
 
-    id = fields.Integer()
-    case_id = fields.Integer()
-    task_id = fields.Integer(allow_none=True, metadata={'description': '所涉及的任务'})
+    id = fields.Integer(metadata={'example': 88})
+    case_id = fields.Integer(metadata={'example': 1042})
+    task_id = fields.Integer(allow_none=True, metadata={'description': '所涉及的任务', 'example': 301})
     author = fields.Nested(UserRefSchema)
-    body = fields.String()
-    created_at = fields.DateTime(attribute='created_dt')
+    body = fields.String(metadata={'example': '申请人补充了病历复印件，请调解员核对。'})
+    created_at = fields.DateTime(attribute='created_dt', metadata={'example': '2025-09-27T02:15:00+00:00'})
 
     class Meta:
         fields = ('id', 'case_id', 'task_id', 'author', 'body', 'created_at')
@@ -721,15 +768,16 @@ class CommentSchema(Schema):
 class AttachmentSchema(Schema):
     """An attachment's description; its bytes come from ``GET .../attachments/<id>/content``."""
 
-    id = fields.Integer()
-    case_id = fields.Integer()
-    task_id = fields.Integer(allow_none=True, metadata={'description': '所涉及的任务'})
-    filename = fields.String()
-    content_type = fields.String(metadata={'description': '按文件内容识别的类型'})
-    size = fields.Integer(metadata={'description': '字节数'})
-    sha256 = fields.String(metadata={'description': '内容的 SHA-256（十六进制），下载时校验'})
+    id = fields.Integer(metadata={'example': 31})
+    case_id = fields.Integer(metadata={'example': 1042})
+    task_id = fields.Integer(allow_none=True, metadata={'description': '所涉及的任务', 'example': None})
+    filename = fields.String(metadata={'example': '病历复印件.pdf'})
+    content_type = fields.String(metadata={'description': '按文件内容识别的类型', 'example': 'application/pdf'})
+    size = fields.Integer(metadata={'description': '字节数', 'example': 482113})
+    sha256 = fields.String(metadata={'description': '内容的 SHA-256（十六进制），下载时校验',
+                                     'example': EXAMPLE_SHA256})
     uploaded_by = fields.Nested(UserRefSchema)
-    created_at = fields.DateTime(attribute='created_dt')
+    created_at = fields.DateTime(attribute='created_dt', metadata={'example': '2025-09-27T02:16:00+00:00'})
 
     class Meta:
         fields = ('id', 'case_id', 'task_id', 'filename', 'content_type', 'size', 'sha256', 'uploaded_by',
@@ -738,3 +786,112 @@ class AttachmentSchema(Schema):
 
 CommentPageSchema = _page_schema(CommentSchema, 'CommentPageSchema')
 AttachmentPageSchema = _page_schema(AttachmentSchema, 'AttachmentPageSchema')
+
+
+# -- incoming events (POST /events, machine clients) ------------------------------------------------------------
+
+def _json_schema(schema: type[Schema]) -> dict[str, Any]:
+    """``schema`` as an inline OpenAPI schema object (for a ``oneOf`` that names no component)."""
+    from apispec import APISpec
+    from apispec.ext.marshmallow import MarshmallowPlugin
+    from apispec.ext.marshmallow.openapi import OpenAPIConverter
+
+    spec = APISpec(title='events', version='1', openapi_version='3.0.3', plugins=[MarshmallowPlugin()])
+    converted: dict[str, Any] = OpenAPIConverter('3.0.3', lambda s: None, spec).schema2jsonschema(schema)
+    return converted
+
+
+ALARM_EXAMPLE = {'id_number': '431381198503120015', 'person_name': '李某', 'alarm_type': '越界',
+                 'occurred_at': '2025-10-10T10:15:00+08:00', 'location': '冷水江市与新化县交界（27.69N, 111.43E）'}
+REFERRAL_EXAMPLE = {'source': '警源', 'reference': '冷公（锡）警移〔2025〕12号', 'applied_on': '2025-10-09',
+                    'applicant_name': '王某', 'applicant_relation': '子女', 'person_name': '王某某',
+                    'id_number': '430922195806120031', 'hospital': '桃江县人民医院',
+                    'dispute_summary': '患者术后死亡，家属质疑诊疗过程，在医院聚集，派出所移交调解。',
+                    'claimed_amount': '300000.00', 'patient_died': True, 'people_involved': 6}
+
+
+class AlarmPayloadSchema(Schema):
+    """``payload`` of an ``alarm`` event (越界 / 关机 / 人机分离 / 异常签到 from the positioning platform)."""
+
+    id_number = fields.String(required=True, metadata={'description': '社区矫正对象的公民身份号码（18 位）',
+                                                        'example': ALARM_EXAMPLE['id_number']})
+    person_name = fields.String(metadata={'description': '姓名（仅供核对，关联以身份证号为准）', 'maxLength': 30})
+    alarm_type = fields.String(required=True, metadata={'enum': ['越界', '关机', '人机分离', '异常签到']})
+    occurred_at = fields.String(required=True, metadata={
+        'description': '报警时间，ISO 8601（不带时区按北京时间）；核查期限从此时起算', 'minLength': 16, 'maxLength': 25,
+        'example': ALARM_EXAMPLE['occurred_at']})
+    location = fields.String(metadata={'description': '报警位置（地址或坐标）', 'maxLength': 200})
+
+    class Meta:
+        fields = ('id_number', 'person_name', 'alarm_type', 'occurred_at', 'location')
+
+
+class ReferralPayloadSchema(Schema):
+    """``payload`` of a ``referral`` event (五源移交): the dispute_mediation start form's fields plus ``reference``."""
+
+    source = fields.String(required=True, metadata={'enum': ['警源', '政源', '诉源', '访源', '网源']})
+    reference = fields.String(metadata={'description': '移交方的文号或编号', 'maxLength': 64})
+    applied_on = fields.Date(required=True, metadata={'description': '移交（申请）日期'})
+    applicant_name = fields.String(required=True, metadata={'maxLength': 100})
+    person_name = fields.String(required=True, metadata={'description': '患者姓名', 'maxLength': 30})
+    id_number = fields.String(metadata={'description': '患者公民身份号码；有则按号码、无则按姓名查找同一纠纷'})
+    hospital = fields.String(required=True, metadata={'description': '医疗机构（与患者一起决定是否并案）'})
+    dispute_summary = fields.String(required=True, metadata={'maxLength': 4000})
+    claimed_amount = fields.String(required=True, metadata={'description': '索赔金额（元），字符串，两位小数'})
+    people_involved = fields.Integer(required=True, metadata={'minimum': 1})
+    patient_died = fields.Boolean()
+
+    class Meta:
+        fields = ('source', 'reference', 'applied_on', 'applicant_name', 'person_name', 'id_number', 'hospital',
+                  'dispute_summary', 'claimed_amount', 'people_involved', 'patient_died')
+
+
+class EventRequestSchema(InputSchema):
+    """``POST /events``: the payload is checked by the engine for its ``kind``."""
+
+    kind = Text(required=True,
+                validate=validate.OneOf(['alarm', 'referral'], error='事件类型只能是 alarm 或 referral。'),
+                metadata={'description': 'alarm 监管报警；referral 五源纠纷移交', 'example': 'alarm'})
+    key = Text(validate=_length(1, 128), metadata={
+        'description': '事件的唯一键（如报警编号）；也可放在 Idempotency-Key 头中。同一接入方的同一键只产生一次效果',
+        'example': 'LSJ-GPS-20251010-000123'})
+    payload = JsonObject(required=True, metadata={
+        'description': '事件内容：alarm 见 AlarmPayload，referral 见 ReferralPayload（其余字段同 dispute_mediation '
+                       '开始表单）',
+        'oneOf': [_json_schema(AlarmPayloadSchema),
+                  # the start form's other fields (科室, 申请方式...) may come too
+                  {**_json_schema(ReferralPayloadSchema), 'additionalProperties': True}],
+        'example': ALARM_EXAMPLE})
+
+
+class EventCaseSchema(Schema):
+    """The case an event reached."""
+
+    id = fields.Integer(metadata={'example': 12})
+    number = fields.String(metadata={'example': 'SJ-2025-000012'})
+    kind = fields.String(metadata={'example': 'corrections_reception'})
+
+    class Meta:
+        fields = ('id', 'number', 'kind')
+
+
+class InboundEventSchema(Schema):
+    """An event as recorded, with what it did."""
+
+    id = fields.Integer(metadata={'example': 41})
+    kind = fields.String(metadata={'enum': ['alarm', 'referral'], 'example': 'alarm'})
+    key = fields.String(metadata={'example': 'LSJ-GPS-20251010-000123'})
+    status = fields.String(metadata={
+        'enum': ['delivered', 'unmatched', 'rejected'], 'example': 'delivered',
+        'description': 'delivered 已送达；unmatched 无对应的办理中案件（已记录并提示主管）；'
+                       'rejected 流程未能接收（已记录并提示主管）'})
+    effect = fields.String(allow_none=True, metadata={
+        'enum': ['request_started', 'case_started', 'case_attached', None], 'example': 'request_started',
+        'description': 'request_started 已发起报警核查；case_started 已立案；case_attached 已并入办理中的案件'})
+    case = fields.Nested(EventCaseSchema, allow_none=True, metadata={'description': '送达、并入或新立的案件；'
+                                                                                   '报警对应的案件已结案时为该案件'})
+    message = fields.String(metadata={'example': '已送达案件 SJ-2025-000012，已生成核查任务。'})
+    received_at = fields.DateTime(attribute='received_dt', metadata={'example': '2025-10-10T02:16:03+00:00'})
+
+    class Meta:
+        fields = ('id', 'kind', 'key', 'status', 'effect', 'case', 'message', 'received_at')

@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 from marshmallow import ValidationError
 
-from engine import audit, idempotency, runtime
+from engine import audit, idempotency, public_access, runtime
 from engine.definitions import latest_definition, process_bundle
 from engine.errors import AccessDenied, EngineError, NotFound, ValidationFailed
 from engine.i18n import N_
@@ -55,6 +55,7 @@ from web.core.auth import current_actor, current_scope
 from web.core.database import db
 from web.core.forms import form_level_errors, initial_values, submitted_data, submitted_values, widgets
 from web.core.pages import PageView, safe_path, translate
+from web.public.util import may_issue_pin
 from web.tasks.util import group_names
 from workflows.shared.sensitive import ID_NUMBER, looks_like_id_number, mask_value
 
@@ -130,6 +131,9 @@ class StartCaseView(StartFormView):
         idempotency.settle(claimed, 302, {'location': location})
         flash(gettext('已立案，案件编号 %(number)s。%(next)s', number=case.number,
                       next=first_steps(session, case, tasks)), 'success')
+        # Shown this once only (a hash is kept): the staff hand it to the party with the acceptance notice.
+        flash(gettext('一案一码查询密码：%(pin)s（仅显示这一次，请告知当事人）。',
+                      pin=public_access.issue_pin(session, case, actor=me)), 'info')
         return redirect(location)
 
     def handle_error(self, exc: EngineError) -> ResponseReturnValue:
@@ -262,7 +266,8 @@ class ShowCaseView(CaseView):
             instance_statuses=INSTANCE_STATUS_LABELS, risks=RISK_LABELS, documents=case_documents(session, case),
             history=case_timeline_page(session, case, after=after), history_after=after,
             reminders=case_reminders(session, case), actions=case_actions(session, scope, case),
-            public_url=public_url(case))
+            public_url=public_url(case), may_issue_pin=may_issue_pin(scope, case),
+            pin_issued=public_access.has_pin(session, case))
 
 
 class ShowCaseQrView(CaseView):

@@ -51,6 +51,7 @@ CASE_REQUEST_FIELD = 'case_id'
 
 EVENT_LABELS = {
     'case.started': N_('立案'), 'case.closed': N_('结案'), 'case.cancelled': N_('撤销案件'),
+    'case.file_exported': N_('导出卷宗'), 'case.file_previewed': N_('预览卷宗'),
     'instance.started': N_('流程启动'), 'instance.completed': N_('流程结束'), 'instance.fault': N_('流程出错'),
     'instance.escalation_uncaught': N_('升级事件无人处理'), 'task.created': N_('生成任务'),
     'task.claimed': N_('认领任务'), 'task.unclaimed': N_('退回任务'), 'task.assigned': N_('指派任务'),
