@@ -43,9 +43,8 @@ test-sqlite:
 test-postgres:
 	FENGQIAO_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -q tests/engine tests/api tests/faults -m "not browser"
 
-## Benchmarks (not part of the test run); figures print with their same-run baselines.
+## Benchmarks (not part of the test run): one table, each figure with its same-run baseline and the ratio.
+## BENCH_ARGS=--quick for small sizes; BENCH_ARGS='--only tasklist,timers' for some of them.
 bench: setup
 	scripts/ensure-postgres.sh fengqiao_bench
-	$(BIN)/python -m benchmarks.bench_complete
-	$(BIN)/python -m benchmarks.bench_timers
-	$(BIN)/python -m benchmarks.bench_tasklist
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)

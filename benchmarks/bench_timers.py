@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 import engine.models.all  # noqa: F401  (every model, so the ORM can resolve the jobs table's foreign keys)
 from benchmarks.common import ROOT, fresh_database
+from benchmarks.suite import Options, Row, ratio, with_growth
 from engine.db import create_db_engine, create_session_factory
 from engine.models.jobs import Job
 
@@ -163,8 +164,10 @@ def _release_all_at(db: Engine, t0: datetime, where: str = "status = 'pending'")
 def _wait_until_drained(db: Engine, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     # EXISTS, not count(*): counting a 100,000-row backlog ten times a second would take CPU from the workers.
+    # Only jobs already due: a fired timer opens a user task whose deadline jobs fall due days later.
+    due = sa.text("SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND due_dt <= :now)")
     with db.connect() as conn:
-        while conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'pending')")).scalar_one():
+        while conn.execute(due, {'now': _utc_naive()}).scalar_one():
             conn.rollback()
             if time.monotonic() > deadline:
                 raise RuntimeError('jobs still pending at the time limit')
@@ -182,7 +185,8 @@ def _stop(processes: list[multiprocessing.process.BaseProcess], stop: EventType)
 def _collect(db: Engine, label: str, workers: int, t0: datetime) -> Result:
     with db.connect() as conn:
         rows = conn.execute(sa.text("SELECT due_dt, done_dt FROM jobs WHERE status = 'done'")).all()
-        failed = conn.execute(sa.text("SELECT count(*) FROM jobs WHERE status NOT IN ('done', 'cancelled')")).scalar()
+        failed = conn.execute(sa.text("SELECT count(*) FROM jobs WHERE status NOT IN ('done', 'cancelled') "
+                                      'AND due_dt <= :now'), {'now': _utc_naive()}).scalar()
     if failed:
         raise RuntimeError(f'{label}: {failed} jobs not done')
     lateness = [(done - due).total_seconds() for due, done in rows]
@@ -282,6 +286,49 @@ def print_results(title: str, results: list[Result]) -> None:
         print(f'{r.label:44} {r.workers:7d} {r.jobs:7d} {r.seconds:7.1f} {r.per_second:8.0f} '
               f'{r.pct(50):10.2f} {r.pct(99):10.2f} {"" if ratio is None else f"{ratio:7.2f}"}')
     sys.stdout.flush()
+
+
+BARE_PER_JOB = 'bare per job (baseline)'
+
+
+def run(options: Options) -> list[Row]:
+    """The suite's rows: the worker against the bare per-job loop, same jobs and workers, at each backlog size
+    (jobs/s, higher is better, so the ratio is worker ÷ bare; lateness p99 in seconds), and the BPMN timer
+    backlog. Growth is that of the per-job cost (1 ÷ jobs/s) and of the lateness p99 over the sizes.
+    --quick: one worker, small backlogs, a small timer backlog, no steady-arrival scenario."""
+    if not options.postgres:
+        return [Row('skipped: the timers run on PostgreSQL only (--skip-postgres given)', None, '')]
+    sizes = options.sizes_for('timers', [300, 3_000], [1_000, 10_000, 100_000])
+    worker_counts = (1,) if options.quick else (1, 2)
+    url = fresh_database('postgresql')
+    db = create_db_engine(url)
+    effects_metadata.create_all(db)
+    rows: list[Row] = []
+    for workers in worker_counts:
+        rates, lateness = [], []
+        for count in sizes:
+            bare = noop_backlog(db, url, BARE_PER_JOB, 'bare per job', workers, count)
+            worker = noop_backlog(db, url, 'worker, recorded no-op', 'worker', workers, count)
+            label = f'worker, recorded no-op, {workers} proc, {count:,} due'
+            base = f'bare per job, {workers} proc, {count:,} due'
+            rates.append((count, Row(f'{label}: throughput', worker.per_second, 'jobs/s ↑', base,
+                                     bare.per_second, ratio(worker.per_second, bare.per_second))))
+            lateness.append((count, Row(f'{label}: lateness p99', worker.pct(99), 's', base, bare.pct(99),
+                                        ratio(worker.pct(99), bare.pct(99)), 'p99 at 100,000')))
+        rows += with_growth(rates, 'per-job cost', cost=lambda rate: 1 / rate)
+        rows += with_growth(lateness)
+    timer_count = options.sizes_for('timer-instances', [50], [1_000])[0]
+    bare = noop_backlog(db, url, BARE_PER_JOB, 'bare per job', 1, timer_count)
+    timer = timer_backlog(db, url, 1, timer_count)
+    rows.append(Row(f'worker, BPMN timer → next user task, 1 proc, {timer_count:,} due: throughput',
+                    timer.per_second, 'jobs/s ↑', f'bare per job, 1 proc, {timer_count:,} due', bare.per_second,
+                    ratio(timer.per_second, bare.per_second)))
+    if not options.quick:
+        result = steady(db, url, 200, 10)
+        rows.append(Row('worker, 200/s arriving, poll 1 s: lateness p99', result.pct(99), 's',
+                        'the poll interval', 1.0, ratio(result.pct(99), 1.0)))
+    db.dispose()
+    return rows
 
 
 def main(argv: list[str]) -> None:
