@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import workflows
 from benchmarks.common import PG_URL, Timing, fresh_database
+from benchmarks.suite import Options, Row, ratio
 from engine import runtime
 from engine.access import load_scope
 from engine.clock import FrozenClock, set_clock
@@ -371,6 +372,40 @@ def print_growth(points: list[tuple[float, float]]) -> None:
     # A growth within two standard errors, or under 5 % over the whole range, is no growth worth the name.
     verdict = 'flat' if abs(chosen.growth) < max(chosen.noise, 0.05) else best
     print(f'verdict: {verdict} (closest curve {best}: {chosen.growth:+.1%} ± {chosen.noise:.1%} over {top} months)')
+
+
+def summed_first_last(run: Run, cap: int) -> tuple[float, float]:
+    """One command of each kind, summed: the mean of its first N and of its last N (ms, by :func:`metric`)."""
+    first = last = 0.0
+    for kind in run.kinds():
+        samples = run.of_kind(kind)
+        n = window(len(samples), cap)
+        if n:
+            first += sum(metric(x, run.backend) for x in samples[:n]) / n * 1000
+            last += sum(metric(x, run.backend) for x in samples[-n:]) / n * 1000
+    return first, last
+
+
+def run(options: Options) -> list[Row]:
+    """The suite's rows: the last commands against the first of the same kinds, and the lifecycle's stored
+    state at the end against its size after reception, for a case of 6 months (quick) or 5 years."""
+    workflows.register()
+    configure_hashing(time_cost=1, memory_cost=1024)
+    months = options.sizes_for('case_age', [6], [60])[-1]
+    backends = ('sqlite', 'postgresql') if options.postgres and not options.quick else ('sqlite',)
+    rows = []
+    for backend in backends:
+        aged = age_case(backend, months)
+        print_first_last(aged, 10)
+        print_sizes(aged)
+        first, last = summed_first_last(aged, 10)
+        rows.append(Row(f'case age {months} months, {backend}: one command of each kind, last N', last, 'ms',
+                        'the same kinds, first N', first, ratio(last, first), f'≤ {TARGET_RATIO}×'))
+        start, end = aged.sizes['start'], aged.sizes['end']
+        rows.append(Row(f'case age {months} months, {backend}: lifecycle stored state', end.lifecycle / 1024,
+                        'KB', 'after reception', start.lifecycle / 1024, ratio(end.lifecycle, start.lifecycle),
+                        f'< {TARGET_STATE_BYTES // 1024} KB'))
+    return rows
 
 
 def main(argv: list[str]) -> None:

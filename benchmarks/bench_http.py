@@ -44,6 +44,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from benchmarks.common import ROOT, create_postgres_database, migrate
+from benchmarks.suite import Options, Row, ratio
 from engine.db import create_db_engine, create_session_factory
 from engine.directory import add_membership, configure_hashing, create_user, get_group
 from engine.models.org_units import OrgUnit
@@ -505,19 +506,13 @@ def gunicorn_workers() -> int:
     return int(os.environ.get('WEB_CONCURRENCY', CORES * 2 + 1))
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--clients', default='10,50,100', help='client counts, one phase each')
-    parser.add_argument('--seconds', type=float, default=20, help='length of each measured window')
-    parser.add_argument('--warmup', type=float, default=5, help='seconds of load before each window')
-    parser.add_argument('--in-flight', type=int, default=2, help='cases each client keeps going at once')
-    args = parser.parse_args(argv)
-    counts = [int(part) for part in args.clients.split(',')]
+def measure(counts: list[int], seconds: float, warmup: float, in_flight: int) -> list[Phase]:
+    """One phase per client count against one server on a fresh database; prints its table and the check."""
     prepare_database(PG_URL, max(counts))
     phases = []
     with running_server(PG_URL) as server:
         for count in counts:
-            phases.append(run_phase(server, PG_URL, count, args.seconds, args.warmup, args.in_flight))
+            phases.append(run_phase(server, PG_URL, count, seconds, warmup, in_flight))
             print(f'{count} clients: {phases[-1].rate:.1f} completions/s', file=sys.stderr)
     print_phases(phases, gunicorn_workers())
     counted = sum(p.sent_completions for p in phases)
@@ -525,6 +520,36 @@ def main(argv: list[str]) -> None:
           'tasks in the database')
     if any(p.errors for p in phases):
         print(f'(server log: {server.log})')
+    return phases
+
+
+def run(options: Options) -> list[Row]:
+    """The suite's rows: completions per second against this run's CPU-bound ceiling, and the complete call's
+    p99 against its p50, at each client count (PostgreSQL only)."""
+    if not options.postgres:
+        return [Row('skipped: HTTP end to end runs on PostgreSQL only', None, '')]
+    counts = options.sizes_for('http', [10], [10, 50, 100])
+    seconds, warmup = (3.0, 1.0) if options.quick else (20.0, 5.0)
+    rows = []
+    for p in measure(counts, seconds, warmup, 2):
+        rows.append(Row(f'HTTP, {p.clients} clients: task completions', p.rate, 'done/s ↑',
+                        f'CPU-bound ceiling ({CORES} cores ÷ {p.cpu_ms:.1f} ms CPU each)', p.ceiling,
+                        ratio(p.rate, p.ceiling), f'≥ {TARGET_RATE:.0f}/s'))
+        rows.append(Row(f'HTTP, {p.clients} clients: complete p99', p.pct('complete', 99), 'ms',
+                        'complete p50, same phase', p.pct('complete', 50),
+                        ratio(p.pct('complete', 99), p.pct('complete', 50)),
+                        f'< {TARGET_P99_MS:.0f} ms at 100 clients'))
+    return rows
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--clients', default='10,50,100', help='client counts, one phase each')
+    parser.add_argument('--seconds', type=float, default=20, help='length of each measured window')
+    parser.add_argument('--warmup', type=float, default=5, help='seconds of load before each window')
+    parser.add_argument('--in-flight', type=int, default=2, help='cases each client keeps going at once')
+    args = parser.parse_args(argv)
+    measure([int(part) for part in args.clients.split(',')], args.seconds, args.warmup, args.in_flight)
 
 
 if __name__ == '__main__':
