@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
@@ -58,3 +58,20 @@ class ActionView(PageView):
             return super().handle_error(exc)
         flash(translate(exc.message), 'error')
         return redirect(self.return_url())
+
+
+class JsonPollView(BaseView):
+    """A JSON endpoint a page's script polls (a batch's progress): refusals in the API's error shape, never a
+    redirect to the login page, and answers that no cache keeps."""
+
+    def unauthenticated(self) -> ResponseReturnValue:
+        return jsonify(error='unauthorized', message=gettext('请先登录。'), fields={}), 401
+
+    def handle_error(self, exc: EngineError) -> ResponseReturnValue:
+        return jsonify(error=exc.code, message=translate(exc.message), fields={}), status_for(exc)
+
+    def answer(self, payload: object) -> ResponseReturnValue:
+        """``payload`` as JSON, not to be cached."""
+        response = jsonify(payload)
+        response.headers['Cache-Control'] = 'no-store'
+        return response

@@ -11,7 +11,7 @@ import base64
 import binascii
 import secrets
 
-from flask import flash, jsonify, make_response, redirect, render_template, request, url_for
+from flask import flash, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
@@ -32,8 +32,7 @@ from engine.imports import (
 )
 from web.core.auth import current_actor, current_scope
 from web.core.database import db
-from web.core.pages import PageView, translate
-from web.core.views import BaseView, status_for
+from web.core.pages import JsonPollView, PageView, translate
 from web.imports.schemas import BatchProgressSchema
 from web.imports.util import BATCH_STATUS_LABELS, label, progress_payload, row_payload
 
@@ -164,7 +163,7 @@ class BatchView(ImportPage):
                                kind_label=import_kind(batch.kind).label if batch.kind else batch.kind)
 
 
-class BatchProgressView(BaseView):
+class BatchProgressView(JsonPollView):
     """A batch's progress as JSON, polled by the batch page."""
 
     def check_access(self) -> None:
@@ -174,13 +173,5 @@ class BatchProgressView(BaseView):
         _may_import()
         self.batch = get_batch(db(), batch_id, current_scope())
 
-    def unauthenticated(self) -> ResponseReturnValue:
-        return jsonify(error='unauthorized', message=gettext('请先登录。'), fields={}), 401
-
-    def handle_error(self, exc: EngineError) -> ResponseReturnValue:
-        return jsonify(error=exc.code, message=translate(exc.message), fields={}), status_for(exc)
-
     def get(self, batch_id: int) -> ResponseReturnValue:
-        response = jsonify(BatchProgressSchema().dump(progress_payload(self.batch)))
-        response.headers['Cache-Control'] = 'no-store'
-        return response
+        return self.answer(BatchProgressSchema().dump(progress_payload(self.batch)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
@@ -28,8 +28,7 @@ from engine.migration import (
 from web.core.auth import current_actor, current_scope
 from web.core.database import db
 from web.core.forms import load_form
-from web.core.pages import PageView, translate
-from web.core.views import BaseView, status_for
+from web.core.pages import JsonPollView, PageView, translate
 from web.migrations.schemas import BatchProgressSchema, MoveOneSchema, MoveSchema
 from web.migrations.util import (
     BATCH_STATUS_LABELS,
@@ -167,7 +166,7 @@ class BatchView(MigrationPage):
                                definition_url=definition_url(batch.key))
 
 
-class BatchProgressView(BaseView):
+class BatchProgressView(JsonPollView):
     """A batch's progress as JSON, polled by the batch page."""
 
     def check_access(self) -> None:
@@ -177,13 +176,5 @@ class BatchProgressView(BaseView):
         _designers_only()
         self.batch = get_batch(db(), batch_id, current_scope())
 
-    def unauthenticated(self) -> ResponseReturnValue:
-        return jsonify(error='unauthorized', message=gettext('请先登录。'), fields={}), 401
-
-    def handle_error(self, exc: EngineError) -> ResponseReturnValue:
-        return jsonify(error=exc.code, message=translate(exc.message), fields={}), status_for(exc)
-
     def get(self, batch_id: int) -> ResponseReturnValue:
-        response = jsonify(BatchProgressSchema().dump(progress_payload(self.batch)))
-        response.headers['Cache-Control'] = 'no-store'
-        return response
+        return self.answer(BatchProgressSchema().dump(progress_payload(self.batch)))
