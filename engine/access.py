@@ -158,7 +158,7 @@ def _reaches(grants: Iterable[tuple[str, str]]) -> tuple[Reach, ...]:
 def _sees_minor_task(path: str, task: HumanTask) -> bool:
     """A grant at ``path`` sees ``task`` as far as §54 goes: from a county down, at the unit the task is
     addressed to, or when the task's case is not a minor's."""
-    return sees_minors_from(path) or task.org_path == path or not task.case.is_minor
+    return sees_minors_from(path) or task.org_path == path or not task.is_minor
 
 
 @dataclass(frozen=True)
@@ -381,9 +381,9 @@ def visible_open_tasks_clause(scope: Scope) -> sa.ColumnElement[bool]:
 
     Each term is one index range. Below a city they hold a few thousand rows at most, and their union beats
     an OR, which the planner answers by scanning every open task. A city's or province's subtree holds a
-    large share of the table: there one OR, scanned in due order, stops after a page. The rules on hospitals
-    and minors (§54) add a look-up of the task's case by its primary key, and only to the terms of a hospital
-    role or of a grant above a county: a county's or a township's to-do list reads no case.
+    large share of the table: there one OR, scanned in due order, stops after a page. The rule on minors (§54)
+    reads the task's own copy of the flag. The rule on hospitals adds a look-up of the task's case by its
+    primary key, to a hospital role's terms only: no other to-do list reads a case.
     """
     terms = [HumanTask.assignee_id == scope.user_id, HumanTask.owner_id == scope.user_id,
              *_candidate_terms(scope, scope.grants),
@@ -418,8 +418,8 @@ def _minor_task_clauses(path: str) -> list[sa.ColumnElement[bool]]:
 
 
 def not_minor_task_clause() -> sa.ColumnElement[bool]:
-    """True where the task's case is not a minor's (one primary-key look-up per task)."""
-    return ~sa.exists().where(Case.id == HumanTask.case_id, Case.is_minor)
+    """True where the task's case is not a minor's (read on the task's own row)."""
+    return HumanTask.is_minor.is_(False)
 
 
 def group_queue_clause(scope: Scope) -> sa.ColumnElement[bool]:

@@ -13,6 +13,7 @@ same day, a deeper unit over a shallower one. All days are Asia/Shanghai calenda
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +83,12 @@ def ancestor_ids(path: str) -> list[int]:
     return [int(part) for part in path.strip('/').split('/') if part]
 
 
+@functools.lru_cache(maxsize=8192)
+def _package_workday(day: date) -> bool:
+    # The package's answer is fixed for a given release; its own lookup validates the date on every call.
+    return bool(chinese_calendar.is_workday(day))
+
+
 @dataclass
 class WorkCalendar:
     """Working days for one org unit: the package's data, then the overrides that apply there.
@@ -100,7 +107,7 @@ class WorkCalendar:
         if day in self.overrides:
             return self.overrides[day]
         if day.year in COVERED_YEARS:
-            return bool(chinese_calendar.is_workday(day))
+            return _package_workday(day)
         self.fallback_years.add(day.year)
         return day.weekday() < 5
 

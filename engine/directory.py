@@ -14,7 +14,7 @@ import pyotp
 import sqlalchemy as sa
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from engine import audit
 from engine.access import AUDIT_ADMIN, SECURITY_ADMIN, SYSTEM_ADMIN_ROLES, THREE_ROLES, Scope, load_scope, refuse
@@ -444,7 +444,8 @@ def issue_token(session: Session, user: User) -> str:
 
 def user_for_token(session: Session, token: str) -> User | None:
     """Return the active user a valid, unexpired token belongs to."""
-    row = session.scalars(sa.select(ApiToken).where(ApiToken.token_hash == _token_digest(token))).one_or_none()
+    row = session.scalars(sa.select(ApiToken).options(joinedload(ApiToken.user, innerjoin=True))
+                          .where(ApiToken.token_hash == _token_digest(token))).one_or_none()
     if row is None or row.expires_dt <= now() or not row.user.is_active:
         return None
     return row.user

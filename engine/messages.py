@@ -46,7 +46,7 @@ def signal_instance(session: Session, instance_id: int, name: str, *, actor: Use
     instance = _lock_instance(session, instance_id)
     if instance.status in ('completed', 'suspended'):
         return False
-    workflow, bundle = restore_workflow(session, instance)
+    workflow, bundle = restore_workflow(session, instance, reuse=True)
     if name not in waiting_signals(workflow):
         return False
     workflow.catch(BpmnEvent(SignalEventDefinition(name), payload=dict(payload) if payload else None))

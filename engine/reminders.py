@@ -83,14 +83,16 @@ def _task_jobs(session: Session, task: HumanTask) -> Sequence[Job]:
                            .order_by(Job.id)).all()
 
 
-def schedule_task_jobs(session: Session, task: HumanTask) -> None:
+def schedule_task_jobs(session: Session, task: HumanTask, *, new: bool = False) -> None:
     """Make the task's pending reminder and escalation jobs match its due date and ladder.
 
     Jobs for another due time are cancelled; a job cancelled by a due-date change comes back if the
     due time returns to it, one a supervisor cancelled does not, and one already run stays run.
+
+    :param new: the task was created in this transaction, so it has no jobs to read yet
     """
     wanted = _wanted_jobs(session, task)
-    for job in _task_jobs(session, task):
+    for job in () if new else _task_jobs(session, task):
         spec = wanted.pop(job.key, None)
         if spec is None:
             if job.status == 'pending':
@@ -100,7 +102,6 @@ def schedule_task_jobs(session: Session, task: HumanTask) -> None:
     for key, (kind, due, payload) in wanted.items():
         session.add(Job(kind=kind, key=key, instance_id=task.instance_id, human_task_id=task.id, due_dt=due,
                         status='pending', attempts=0, payload=payload, created_dt=now()))
-    session.flush()
 
 
 def cancel_task_jobs(session: Session, task: HumanTask) -> int:
@@ -108,13 +109,10 @@ def cancel_task_jobs(session: Session, task: HumanTask) -> int:
 
     :return: how many were cancelled
     """
-    count = 0
-    for job in _task_jobs(session, task):
-        if job.status == 'pending':
-            job.status, job.done_dt = 'cancelled', now()
-            count += 1
-    session.flush()
-    return count
+    result = session.execute(
+        sa.update(Job).where(Job.human_task_id == task.id, Job.kind.in_(TASK_JOB_KINDS), Job.status == 'pending')
+        .values(status='cancelled', done_dt=now()).execution_options(synchronize_session='evaluate'))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # -- recipients -----------------------------------------------------------------------------------------

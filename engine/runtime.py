@@ -25,7 +25,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -43,6 +43,7 @@ from engine.errors import (
     WorkflowFault,
 )
 from engine.forms import FormSpec, registered_form, validate_form
+from engine.loaded import keep_after_commit, loaded_workflows, mark_reusable
 from engine.models.cases import Case
 from engine.models.definitions import ProcessDefinition
 from engine.models.instances import ProcessInstance
@@ -74,22 +75,37 @@ _script_engine = SandboxedScriptEngine()
 # -- loading and saving -------------------------------------------------------------------------------
 
 def _lock_instance(session: Session, instance_id: int) -> ProcessInstance:
-    instance = session.scalars(sa.select(ProcessInstance).where(ProcessInstance.id == instance_id)
-                               .with_for_update().execution_options(populate_existing=True)).one_or_none()
-    if instance is None:
+    if session.scalar(sa.select(ProcessInstance.id).where(ProcessInstance.id == instance_id)
+                      .with_for_update()) is None:
         raise NotFound('流程实例不存在')
-    return instance
+    # Read once the lock is held, so that the command sees what the previous holder committed; the definition,
+    # case and unit every command reads come in the same round trip. (Joined to the locking statement itself,
+    # PostgreSQL would recheck the join against the rows it read before waiting: a migration's new
+    # definition would not match, and the instance would seem gone.)
+    return session.scalars(
+        sa.select(ProcessInstance).where(ProcessInstance.id == instance_id)
+        .options(joinedload(ProcessInstance.definition, innerjoin=True),
+                 joinedload(ProcessInstance.case, innerjoin=True).joinedload(Case.org_unit, innerjoin=True))
+        .execution_options(populate_existing=True)).one()
 
 
-def restore_workflow(session: Session, instance: ProcessInstance) -> tuple[BpmnWorkflow, ProcessBundle]:
+def restore_workflow(session: Session, instance: ProcessInstance, *,
+                     reuse: bool = False) -> tuple[BpmnWorkflow, ProcessBundle]:
     """Load ``instance``'s workflow from its stored state and its definition's cached spec.
 
     Nothing is saved: a caller that only reads (the diagram) throws it away; a command settles it.
+
+    :param reuse: a command on the locked instance: take the workflow this process kept at the instance's
+        current revision, if any, and keep it again once the command commits (``engine.loaded``)
     """
     bundle = process_bundle(session, instance.definition)
-    workflow = load_state(instance.state, instance.serializer_version, bundle.spec, bundle.subprocess_specs)
-    # A restored workflow carries SpiffWorkflow's default (unsandboxed) engine; never let it run.
-    workflow.script_engine = _script_engine
+    workflow = loaded_workflows.take(instance) if reuse else None
+    if workflow is None:
+        workflow = load_state(instance.state, instance.serializer_version, bundle.spec, bundle.subprocess_specs)
+        # A restored workflow carries SpiffWorkflow's default (unsandboxed) engine; never let it run.
+        workflow.script_engine = _script_engine
+    if reuse:
+        mark_reusable(session, workflow)
     return workflow, bundle
 
 
@@ -118,6 +134,7 @@ def _save(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, o
         session.flush()
     except StaleDataError:
         raise Conflict('案件已被他人更新，请刷新后重试。') from None
+    keep_after_commit(session, instance, workflow)
 
 
 # -- running and guards --------------------------------------------------------------------------------
@@ -217,7 +234,7 @@ def _new_human_task(session: Session, instance: ProcessInstance, case: Case, spi
         candidate_group=groups[0] if groups else None, org_unit_id=unit.id, org_path=unit.path,
         form_key=info.form.key if info else None, status='open', created_dt=created,
         priority=(info.priority if info else 0) + colour_weight(case.risk_colour),
-        process_key=instance.definition.key, risk_colour=case.risk_colour,
+        process_key=instance.definition.key, risk_colour=case.risk_colour, is_minor=case.is_minor,
         due_dt=due_dt, due_rule=due_rule)
 
 
@@ -246,7 +263,7 @@ def _sync_human_tasks(session: Session, instance: ProcessInstance, workflow: Bpm
         audit.record(session, 'task.created', actor=actor, case_id=case.id, instance_id=instance.id,
                      task_id=row.id, org_path=row.org_path,
                      after={'bpmn_id': row.bpmn_id, 'candidate_group': row.candidate_group})
-        reminders.schedule_task_jobs(session, row)
+        reminders.schedule_task_jobs(session, row, new=True)
         info = bundle.user_tasks.get(row.bpmn_id)
         if info is not None:
             clocks.on_task_ready(session, row, info.properties, actor)
@@ -285,19 +302,22 @@ def _sync_timer_jobs(session: Session, instance: ProcessInstance, workflow: Bpmn
                 wanted[f'timer:{instance.id}:{task.id}:{due.isoformat()}'] = (due, task)
     existing = session.scalars(sa.select(Job).where(Job.instance_id == instance.id, Job.kind == 'timer',
                                                     Job.status == 'pending')).all()
+    pending: list[datetime] = []
     for job in existing:
         if wanted.pop(job.key, None) is None:
             # The key is timer:{instance}:{task}:{due}; the task's state tells "fired" from "withdrawn".
             fired = states.get(job.key.split(':', 3)[2]) in (TaskState.COMPLETED, TaskState.WAITING)
             job.status, job.done_dt = ('done' if fired else 'cancelled'), now()
+        else:
+            pending.append(job.due_dt)
     taken = set(session.scalars(sa.select(Job.key).where(Job.key.in_(list(wanted))))) if wanted else set()
     for key, (due, task) in wanted.items():
         if key not in taken:
             session.add(Job(kind='timer', key=key, instance_id=instance.id, due_dt=due, status='pending',
                             payload={'bpmn_id': task.task_spec.bpmn_id}, created_dt=now()))
-    session.flush()
-    instance.next_timer_dt = session.scalar(sa.select(sa.func.min(Job.due_dt)).where(
-        Job.instance_id == instance.id, Job.kind == 'timer', Job.status == 'pending'))
+            pending.append(due)
+    # The instance's pending timer jobs are exactly those kept and those just added.
+    instance.next_timer_dt = min(pending, default=None)
 
 
 def _recolour_tasks(session: Session, case: Case) -> None:
@@ -375,6 +395,7 @@ def start_instance(session: Session, case: Case, definition: ProcessDefinition, 
     """
     bundle = process_bundle(session, definition)
     workflow = BpmnWorkflow(bundle.spec, bundle.subprocess_specs, script_engine=_script_engine)
+    mark_reusable(session, workflow)
     start = workflow.get_next_task(state=TaskState.READY)
     if start is None:
         raise WorkflowFault('流程没有可启动的开始事件。')
@@ -462,7 +483,7 @@ def complete_task(session: Session, task_id: int, data: Mapping[str, Any], *, ac
         raise Conflict('该任务已委托他人办理，须待受托人办结交回后再办理。')
     if not scope.can_complete(task):
         raise AccessDenied('该任务已由他人认领，或您不在其候选组中。')
-    workflow, bundle = restore_workflow(session, instance)
+    workflow, bundle = restore_workflow(session, instance, reuse=True)
     info = bundle.user_tasks.get(task.bpmn_id)
     clean = _clean(info.form if info else None, data)
     spiff = workflow.get_task_from_id(UUID(task.spiff_task_id))
@@ -496,7 +517,7 @@ def fire_timers(session: Session, instance_id: int, *, actor: User | None = None
     instance = _lock_instance(session, instance_id)
     if instance.status in ('completed', 'suspended'):
         return instance
-    workflow, bundle = restore_workflow(session, instance)
+    workflow, bundle = restore_workflow(session, instance, reuse=True)
     workflow.refresh_timers()
     _settle(session, instance, workflow, bundle, actor)
     return instance

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, defer, joinedload
+from sqlalchemy.orm import Session, joinedload
 
 from engine.access import path_filter
 from engine.errors import NotFound
@@ -73,9 +73,7 @@ class KeySummary:
 
 
 def _definitions(session: Session, key: str | None) -> list[ProcessDefinition]:
-    # The sources are large and not shown here.
-    query = (sa.select(ProcessDefinition).options(defer(ProcessDefinition.source),
-                                                  joinedload(ProcessDefinition.deployed_by))
+    query = (sa.select(ProcessDefinition).options(joinedload(ProcessDefinition.deployed_by))
              .order_by(ProcessDefinition.kind, ProcessDefinition.key, ProcessDefinition.version.desc()))
     if key is not None:
         query = query.where(ProcessDefinition.key == key)

@@ -68,7 +68,8 @@ class Case(Base):
     term_end_on: Mapped[date | None] = mapped_column(index=True, nullable=True)
     #: 管理类别: 严管 / 普管 / 宽管
     management_level: Mapped[str | None] = mapped_column(sa.String(8), index=True, nullable=True)
-    #: a minor's record (社区矫正法 §54): visible only to the case's own officers
+    #: a minor's record (社区矫正法 §54): visible only to the case's own officers; fixed when the case opens and
+    #: copied to each of its tasks (``HumanTask.is_minor``)
     is_minor: Mapped[bool] = mapped_column(nullable=False, default=False)
     #: 委托机关 (调查评估) or 决定机关 (交付接收)
     commissioning_body: Mapped[str | None] = mapped_column(sa.String(120), nullable=True)

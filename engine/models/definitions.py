@@ -34,8 +34,9 @@ class ProcessDefinition(Base):
     kind: Mapped[str] = mapped_column(sa.String(8), nullable=False)
     #: the process name from the diagram
     name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
-    #: the XML exactly as deployed
-    source: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    #: the XML exactly as deployed; loaded on first access, since every command reads its definition row
+    #: but only a parse, the diagram or a download needs the XML
+    source: Mapped[str] = mapped_column(sa.Text, nullable=False, deferred=True)
     #: sha256 of the source; deploying the same source again creates no version
     checksum: Mapped[str] = mapped_column(sa.String(64), index=True, nullable=False)
     #: who deployed it (None for the system loader)

@@ -104,6 +104,9 @@ class HumanTask(Base):
     process_key: Mapped[str] = mapped_column(sa.String(128), index=True, nullable=False, default='')
     #: copy of the case's 三色 colour / risk level, kept in step by the engine
     risk_colour: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    #: copy of the case's ``is_minor`` (社区矫正法 §54, fixed when the case opens), so that a city's or a
+    #: province's to-do list filters minors' tasks on the row itself instead of looking up every task's case
+    is_minor: Mapped[bool] = mapped_column(nullable=False, default=False, server_default=sa.false())
     #: open / completed / cancelled
     status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default='open')
     #: camunda:formKey, if the task uses a registered form

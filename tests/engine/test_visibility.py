@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
 from lxml import etree
 from sqlalchemy.orm import Session
 
@@ -30,6 +32,7 @@ from engine.search import InstanceFilter, search_instances
 from engine.tasks import claim_task, delegate_task
 from tests.engine.visibility_support import ROOT, World, build_world, task_of
 
+MINOR_FLAG_REVISION = 'e8f9a0b1c2d3'
 ALL = frozenset({'adult', 'minor', 'dispute_a', 'dispute_b', 'intake'})
 #: the cases each user's case list holds (``intake`` is of a kind no lifecycle names: every case role sees it)
 EXPECTED = {
@@ -212,6 +215,25 @@ def test_minor_task_hidden_above_the_county(session: Session, world: World, user
     assert adult.id in shown
     assert (minor.id in shown) is sees_minor
     assert scope.can_view_task(minor) is sees_minor
+
+
+def test_a_minors_tasks_carry_the_flag_the_wide_lists_filter_on(session: Session, world: World) -> None:
+    # The city's and province's lists read HumanTask.is_minor, copied from the case when the task opens.
+    flags = dict(session.execute(sa.select(HumanTask.case_id, HumanTask.is_minor).where(
+        HumanTask.case_id.in_([world.cases['minor'].id, world.cases['adult'].id]))).tuples().all())
+    assert flags == {world.cases['minor'].id: True, world.cases['adult'].id: False}
+
+
+def test_the_migration_copies_the_flag_to_the_tasks_already_open(session: Session, world: World) -> None:
+    url = session.get_bind().url.render_as_string(hide_password=False)
+    config = AlembicConfig(str(ROOT / 'alembic.ini'))
+    config.set_main_option('sqlalchemy.url', url)
+    session.commit()
+    session.close()
+    command.downgrade(config, MINOR_FLAG_REVISION + '-1')
+    command.upgrade(config, 'head')
+    minor = task_of(session, world.cases['minor'], 'receipt')
+    assert minor.is_minor and not task_of(session, world.cases['adult'], 'receipt').is_minor
 
 
 def test_minor_task_escalated_above_the_county_stays_out_of_that_queue(

@@ -21,6 +21,7 @@ from flask_login import current_user
 from marshmallow import Schema, ValidationError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from werkzeug.exceptions import BadRequest
 
 from engine import audit, events, filters, idempotency, runtime, tasks
@@ -175,10 +176,18 @@ def id_page(query: sa.Select[Any], column: Any, args: dict[str, Any], *, descend
 
 
 def with_cases(rows: Sequence[HumanTask]) -> Sequence[HumanTask]:
-    """Load the cases and units of ``rows`` in two queries, so dumping a page costs no query per task."""
+    """Load the cases and units of ``rows`` in two queries at most, so dumping a page costs no query per task;
+    those the session already holds (a command's own case and unit) are not read again."""
+    session = db()
     for attribute, key, model in (('case', 'case_id', Case), ('org_unit', 'org_unit_id', OrgUnit)):
-        ids = {getattr(row, key) for row in rows}
-        loaded = {item.id: item for item in db().scalars(sa.select(model).where(model.id.in_(ids)))} if ids else {}
+        loaded: dict[int, Any] = {}
+        for row in rows:
+            held = session.identity_map.get(identity_key(model, getattr(row, key)))
+            if held is not None:
+                loaded[getattr(row, key)] = held
+        missing = {getattr(row, key) for row in rows} - loaded.keys()
+        if missing:
+            loaded.update((item.id, item) for item in session.scalars(sa.select(model).where(model.id.in_(missing))))
         for row in rows:
             set_committed_value(row, attribute, loaded[getattr(row, key)])
     return rows
