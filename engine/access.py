@@ -389,10 +389,15 @@ def visible_open_tasks_clause(scope: Scope) -> sa.ColumnElement[bool]:
              *_candidate_terms(scope, scope.grants),
              *(sa.and_(starts_with(HumanTask.org_path, path), *_minor_task_clauses(path))
                for path in scope.supervisor_paths)]
-    if any(path.count('/') <= WIDE_SUBTREE_DEPTH for path in scope.supervisor_paths):
+    if has_wide_reach(scope):
         return sa.and_(HumanTask.status == 'open', sa.or_(*terms))
     return HumanTask.id.in_(sa.union(*(sa.select(HumanTask.id).where(HumanTask.status == 'open', term)
                                        for term in terms)))
+
+
+def has_wide_reach(scope: Scope) -> bool:
+    """Whether ``scope`` supervises a city or a province: its to-do lists are a large share of all tasks."""
+    return any(path.count('/') <= WIDE_SUBTREE_DEPTH for path in scope.supervisor_paths)
 
 
 def _candidate_terms(scope: Scope, grants: Iterable[tuple[str, str]]) -> list[sa.ColumnElement[bool]]:

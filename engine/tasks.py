@@ -14,7 +14,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from engine import audit
-from engine.access import Scope, can_view_case, group_queue_clause, load_scope, visible_open_tasks_clause
+from engine.access import (
+    Scope,
+    can_view_case,
+    group_queue_clause,
+    has_wide_reach,
+    load_scope,
+    visible_open_tasks_clause,
+)
 from engine.clock import LOCAL_ZONE, now
 from engine.db import UTCDateTime, starts_with
 from engine.errors import AccessDenied, Conflict, EngineError, ValidationFailed
@@ -471,14 +478,28 @@ def count_tasks(session: Session, scope: Scope, view: str, *, task_filter: TaskF
 
     A list draws "1000+" rather than counting a million rows to draw itself.
     """
+    return session.scalar(_count(session, scope, view, task_filter, cap)) or 0
+
+
+def count_views(session: Session, scope: Scope, views: Sequence[str], *, task_filter: TaskFilter | None = None,
+                cap: int | None = None) -> dict[str, int]:
+    """What :func:`count_tasks` gives for each of ``views`` (the to-do tabs).
+
+    One statement per view: as scalar subqueries of a single statement they were planned worse (63 ms against
+    39 ms for a city's seven tabs at a million tasks).
+    """
+    return {view: count_tasks(session, scope, view, task_filter=task_filter, cap=cap) for view in views}
+
+
+def _count(session: Session, scope: Scope, view: str, task_filter: TaskFilter | None,
+           cap: int | None) -> sa.Select[tuple[int]]:
     clause = view_clause(scope, view)
     if task_filter is not None and not task_filter.is_empty:
         clause = sa.and_(clause, filter_clause(session, scope, task_filter))
-    return count_where(session, clause, cap=cap)
-
-
-def count_where(session: Session, clause: sa.ColumnElement[bool], *, cap: int | None = None) -> int:
-    """How many tasks match ``clause`` (already scoped), up to ``cap`` (default ``COUNT_CAP``) + 1."""
-    cap = COUNT_CAP if cap is None else cap
-    limited = sa.select(HumanTask.id).where(clause).limit(cap + 1).subquery()
-    return session.scalar(sa.select(sa.func.count()).select_from(limited)) or 0
+    # Over a city's or a province's tasks the planner counts overdue ones by scanning every open task in
+    # case order; in due order it reads the overdue ones only (55 → 15 ms for a city at a million tasks).
+    # Below a county the union of index ranges is smaller than the overdue range, so it stays unordered.
+    order = (HumanTask.due_dt, HumanTask.id) if view == 'overdue' and has_wide_reach(scope) else ()
+    limited = (sa.select(HumanTask.id).where(clause).order_by(*order)
+               .limit((COUNT_CAP if cap is None else cap) + 1).subquery())
+    return sa.select(sa.func.count()).select_from(limited)

@@ -26,6 +26,7 @@ from engine.models.users import User
 from tests.fixtures.directory import Org
 from tests.web.conftest import page, post_form, text_of
 from tests.workflows.corrections.conftest import reception_data
+from web.tasks.util import DEFERRED_VIEWS
 
 ID_SHAPE = re.compile(r'[0-9]{17}[0-9Xx]')
 
@@ -143,17 +144,38 @@ def test_counts_stop_at_the_cap(client_for: Clients, todo: Todo, monkeypatch: py
     for name in ('甲某', '乙某', '丙某', '丁某'):
         todo.check(name, '2025-09-16')
     monkeypatch.setattr('engine.tasks.COUNT_CAP', 2)
-    limits: list[int] = []
-    counted = engine_tasks.count_where
+    limits: list[int | None] = []
+    counted = engine_tasks._count
 
-    def spy(session: Session, clause: Any, *, cap: int) -> int:
+    def spy(session: Session, scope: Any, view: str, task_filter: Any, cap: int | None) -> Any:
         limits.append(cap)
-        return counted(session, clause, cap=cap)
+        return counted(session, scope, view, task_filter, cap)
 
-    monkeypatch.setattr('engine.tasks.count_where', spy)
+    monkeypatch.setattr('engine.tasks._count', spy)
     tabs = _tabs(_doc(client_for('staff'), '/tasks'))
     assert tabs['group'] == '2+' and tabs['all'] == '2+' and tabs['mine'] == '0'
     assert limits and set(limits) == {2}  # every count was asked to stop at the cap
+
+
+def test_a_city_supervisors_wide_tabs_are_counted_after_the_page(client_for: Clients, todo: Todo, org: Org,
+                                                                   create_member: Callable[..., User]) -> None:
+    todo.check('谢某某', '2025-09-09', colour='red')  # overdue since 2025-09-23
+    todo.check('李某某', '2025-09-16', colour='green')
+    create_member('city_chief', 'supervisor', org.city)
+    client = client_for('city_chief')
+    doc = _doc(client, '/tasks?risk_colour=red')
+    tabs = _tabs(doc)
+    assert {view for view, count in tabs.items() if count == '…'} == set(DEFERRED_VIEWS)
+    assert tabs['mine'] == '0' and tabs['completed'] == '0'
+    [nav] = doc.xpath('//nav[contains(@class, "tabs")]')
+    url = nav.get('data-counts-url')
+    assert url.startswith('/api/v1/tasks/counts') and dict(parse_qsl(url.split('?')[1])) == {'risk_colour': 'red'}
+    counts = client.get(url).get_json()['counts']
+    assert {view: counts[view] for view in DEFERRED_VIEWS} == {'due_soon': 0, 'overdue': 1, 'escalated': 0, 'all': 1}
+    # Below a city every count is in the page, and nothing is left for a script to ask.
+    staff = _doc(client_for('staff'), '/tasks?risk_colour=red')
+    assert '…' not in _tabs(staff).values()
+    assert staff.xpath('//nav[contains(@class, "tabs")]')[0].get('data-counts-url') is None
 
 
 def test_counts_follow_the_filter(client_for: Clients, todo: Todo) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, g
-from flask_babel import get_locale, gettext, ngettext
+from flask_babel import get_locale, get_translations, gettext, ngettext
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -165,8 +165,22 @@ def has_role(group: str) -> bool:
         return False
 
 
+def _translations() -> Any:
+    """The request's translations, looked up once per request: a to-do page translates some 800 strings, and
+    flask-babel finds the catalogue afresh for each. The locale is fixed for the request (a ``force_locale``
+    block would have to drop this)."""
+    found = g.get('_fengqiao_translations')
+    if found is None:
+        found = g._fengqiao_translations = get_translations()
+    return found
+
+
 def init_templating(app: Flask) -> None:
-    """Register the filters and globals on ``app``."""
+    """Register the filters and globals on ``app``, and the templates' ``_`` (after flask-babel's init)."""
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: _translations().ugettext(s), ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
+        pgettext=lambda c, s: _translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n), newstyle=True)
     app.add_template_filter(local_date)
     app.add_template_filter(local_datetime)
     app.add_template_filter(iso_datetime)

@@ -11,7 +11,8 @@ from flask_babel import gettext
 from marshmallow import Schema
 
 from engine import runtime
-from engine.access import can_view_case
+from engine import tasks as engine_tasks
+from engine.access import can_view_case, has_wide_reach
 from engine.deadlines import explain
 from engine.errors import AccessDenied, EngineError, NotFound, ValidationFailed
 from engine.filters import delete_filter, get_filter, save_filter
@@ -59,6 +60,7 @@ from web.tasks.util import (
     bulk_rows,
     colour_choices,
     count_text,
+    counts_url,
     delegation_text,
     group_names,
     hand_over,
@@ -138,8 +140,11 @@ def _list_context(state: ListState, cursor: str | None) -> dict[str, Any]:
         task_filter = None  # the tabs count without a filter that is wrong
     definitions = latest_processes(session)
     rows = task_rows(session, scope, page.items, process_names(definitions)) if page else []
+    # An ID-number search keeps its counts in the page: the script's request would carry the number in its URL.
+    defer = has_wide_reach(scope) and not state.is_private and not errors
     return {'page': page, 'rows': rows, 'errors': errors, 'definitions': definitions,
-            'counts': view_counts(session, scope, task_filter)}
+            'counts': view_counts(session, scope, task_filter, defer=defer),
+            'counts_url': counts_url(state) if defer else None}
 
 
 def _filter_form(definitions: Sequence[ProcessDefinition], state: ListState,
@@ -167,7 +172,7 @@ def _list_page(state: ListState, *, cursor: str | None = None, save_form: Action
     view = state.view if state.view in VIEWS else DEFAULT_VIEW
     html = render_template(
         'tasks/list.html', state=state, view=view, tabs=VIEWS, view_labels=VIEW_LABELS, alert_views=ALERT_VIEWS,
-        count_text=count_text, cursor=cursor,
+        count_text=count_text, count_cap=engine_tasks.COUNT_CAP, cursor=cursor,
         chips=saved_chips(db(), scope), save_form=save_form, may_assign=bool(scope.supervisor_paths),
         calendar_notice=calendar_notice() if scope.is_system_admin else None,
         **context, **_filter_form(context['definitions'], state, [row.task for row in context['rows']]))

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, url_for
 from flask_babel import gettext
 from jinja2 import TemplateNotFound
 from marshmallow import Schema
@@ -37,7 +37,7 @@ from engine.models.tasks import HumanTask
 from engine.models.users import Group, Membership, User
 from engine.reminders import TASK_JOB_KINDS, escalation_target, reminder_recipients
 from engine.specs import UserTaskInfo
-from engine.tasks import SORTS, VIEWS, BulkResult, TaskFilter, count_tasks
+from engine.tasks import SORTS, VIEWS, BulkResult, TaskFilter, count_tasks, count_views
 from web.core.forms import (
     SchemaForm,
     Widget,
@@ -234,16 +234,34 @@ class ListState:
         return ListState(self.view, {}, self.sort)
 
 
+#: the views over the caller's whole reach, counted after the page for a city or a province (see view_counts)
+DEFERRED_VIEWS = ('due_soon', 'overdue', 'escalated', 'all')
+
+
 def count_text(count: int) -> str:
     """A capped count as the tabs show it: ``1000+`` once the engine stopped counting."""
     cap = engine_tasks.COUNT_CAP
     return f'{cap}+' if count > cap else str(count)
 
 
-def view_counts(session: Session, scope: Scope, task_filter: TaskFilter | None) -> dict[str, int]:
-    """Every view's count (capped) under ``task_filter``, for the tabs."""
+def view_counts(session: Session, scope: Scope, task_filter: TaskFilter | None, *,
+                defer: bool = False) -> dict[str, int | None]:
+    """Every view's count (capped) under ``task_filter``, for the tabs.
+
+    :param defer: leave out (None) the views over the caller's whole reach, which the page's script then asks
+        ``GET /api/v1/tasks/counts`` for: over a city's or a province's tasks they cost more than the page
+    """
     cap = engine_tasks.COUNT_CAP  # read now: tests lower it
-    return {view: count_tasks(session, scope, view, task_filter=task_filter, cap=cap) for view in VIEWS}
+    views = [view for view in VIEWS if not (defer and view in DEFERRED_VIEWS)]
+    counts: dict[str, int | None] = dict.fromkeys(VIEWS)
+    counts.update(count_views(session, scope, views, task_filter=task_filter, cap=cap))
+    return counts
+
+
+def counts_url(state: ListState) -> str:
+    """Where the page's script reads the tab counts for ``state``'s filters (the API's names for them)."""
+    return url_for('api.count_tasks', **{('q' if key == 'text' else key): value
+                                         for key, value in state.criteria.items()})
 
 
 @dataclass(frozen=True)

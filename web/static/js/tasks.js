@@ -22,3 +22,24 @@ document.addEventListener('DOMContentLoaded', function () {
   rows.forEach(function (box) { box.addEventListener('change', update); });
   update();
 });
+
+// For a city or a province the tabs over the whole reach are counted after the page: the server leaves them
+// as "…" and names the counts endpoint (the same filters); a failed request leaves them so.
+document.addEventListener('DOMContentLoaded', function () {
+  var nav = document.querySelector('[data-counts-url]');
+  if (!nav || !window.fetch) { return; }
+  var cap = parseInt(nav.getAttribute('data-count-cap'), 10);
+  fetch(nav.getAttribute('data-counts-url'), {credentials: 'same-origin', headers: {Accept: 'application/json'}})
+    .then(function (response) { return response.ok ? response.json() : null; })
+    .then(function (body) {
+      if (!body || !body.counts) { return; }
+      Array.prototype.forEach.call(nav.querySelectorAll('[data-view]'), function (span) {
+        var count = body.counts[span.getAttribute('data-view')];
+        if (typeof count !== 'number') { return; }
+        span.textContent = count > cap ? cap + '+' : String(count);
+        var tab = span.closest('[data-alert]');
+        if (tab && count > 0) { tab.classList.add('tab-alert'); }
+      });
+    })
+    .catch(function () {});
+});
