@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import gc
 import hashlib
 import itertools
 import json
@@ -1045,6 +1046,7 @@ def measure_backend(data: Dataset, sampling: Sampling, only: set[str] | None) ->
 
     set_clock(FrozenClock(data.reference.replace(tzinfo=UTC)))
     app = create_app(TestConfig(data.url))
+    gc.freeze()  # as each gunicorn worker does once the app is loaded (deploy/gunicorn.conf.py)
     bare_engine = create_db_engine(data.url)
     factory = create_session_factory(bare_engine)
     results = []

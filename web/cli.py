@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import signal
@@ -212,6 +213,7 @@ def worker_command(once: bool, batch: int, name: str | None) -> None:
         return
     stop = threading.Event()
     _stop_on_signals(stop)
+    gc.freeze()  # the start-up objects, out of the collector's full passes (as deploy/gunicorn.conf.py does)
     worker.run_forever(stop)
 
 

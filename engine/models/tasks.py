@@ -56,7 +56,9 @@ class HumanTask(Base):
         # 升级给我, the 按紧急程度 sort and the colour filter over a city's or province's open tasks.
         sa.Index('ix_human_tasks_open_escalated', 'escalated_to_group', 'escalated_org_unit_id', 'due_dt', 'id',
                  postgresql_where=_ESCALATED, sqlite_where=_ESCALATED),
-        sa.Index('ix_human_tasks_open_priority', 'priority', 'due_dt', 'id',
+        # In the 按紧急程度 order itself (most urgent first, then soonest due): ascending on priority, only the
+        # first key matched, and a city's list was sorted from every open task of the table.
+        sa.Index('ix_human_tasks_open_priority', sa.text('priority DESC'), 'due_dt', 'id',
                  postgresql_where=_OPEN, sqlite_where=_OPEN),
         sa.Index('ix_human_tasks_open_colour', 'risk_colour', 'due_dt', 'id', postgresql_where=_OPEN,
                  sqlite_where=_OPEN),
