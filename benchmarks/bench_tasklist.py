@@ -130,7 +130,7 @@ COLUMNS = {
                     'org_unit_id', 'org_path', 'assignee_id', 'owner_id', 'delegation_state', 'priority',
                     'process_key', 'risk_colour', 'status', 'form_key', 'due_dt', 'due_rule', 'created_dt',
                     'completed_dt', 'completed_by_id', 'is_escalated', 'escalated_dt', 'escalated_to_group',
-                    'escalated_org_unit_id'),
+                    'escalated_org_unit_id', 'escalated_org_path'),
 }
 #: the tables bulk-loaded (their secondary indexes are dropped during the load and rebuilt after it)
 BULK_TABLES = ('org_units', 'users', 'memberships', 'cases', 'process_instances', 'human_tasks')
@@ -443,7 +443,7 @@ class CaseGenerator:
         row[9] = completer
         row[15] = 'cancelled' if cancelled else 'completed'
         row += [self._stamp(due), _due_rule(due), self.stamp(created), self.stamp(finished), completer,
-                False, None, None, None]
+                False, None, None, None, None]
         batch.tasks.append(tuple(row))
         return finished
 
@@ -463,7 +463,8 @@ class CaseGenerator:
         escalated = due is not None and due < self.ref and rng.random() < ESCALATED_SHARE
         target = self._escalation_unit(unit) if escalated else None
         row += [self._stamp(due), _due_rule(due), self.stamp(created), None, None, escalated,
-                self._stamp(due) if escalated else None, 'supervisor' if escalated else None, target]
+                self._stamp(due) if escalated else None, 'supervisor' if escalated else None, target,
+                self.by_id[target].path if target is not None else None]
         batch.tasks.append(tuple(row))
 
     def _open_due(self) -> datetime | None:

@@ -163,9 +163,8 @@ def escalation_target(session: Session, task: HumanTask, group: str, level: str)
 
 def escalation_queue_clause(scope: Scope) -> sa.ColumnElement[bool]:
     """Open escalated tasks sent to one of the user's groups at a unit within their grants."""
-    units = {path: sa.select(OrgUnit.id).where(starts_with(OrgUnit.path, path)) for _, path in scope.grants}
     # A minor's task escalated above its county stays out of that unit's queue (社区矫正法 §54).
-    clauses = [sa.and_(HumanTask.escalated_to_group == group, HumanTask.escalated_org_unit_id.in_(units[path]),
+    clauses = [sa.and_(HumanTask.escalated_to_group == group, starts_with(HumanTask.escalated_org_path, path),
                        *([] if sees_minors_from(path) else [not_minor_task_clause()]))
                for group, path in scope.grants]
     if not clauses:
@@ -270,7 +269,7 @@ def handle_escalation(session: Session, job: Job) -> None:
     level = str(job.payload.get('level') or _DEFAULT_ESCALATION['level'])
     unit, recipients = escalation_target(session, task, group, level)
     task.is_escalated, task.escalated_dt = True, now()
-    task.escalated_to_group, task.escalated_org_unit_id = group, unit.id
+    task.escalated_to_group, task.escalated_org_unit_id, task.escalated_org_path = group, unit.id, unit.path
     title = f'超期升级：{task.title}（{_case_number(task)}）已于 {_due_text(task)} 到期未办结'
     body = (f'案件 {_case_number(task)} 的待办“{task.title}”已超过期限（{_due_text(task)}）仍未办结，'
             f'已升级至 {unit.name}，请督办。')

@@ -54,7 +54,7 @@ class HumanTask(Base):
         sa.Index('ix_human_tasks_open_queue', 'candidate_group', 'org_path', 'due_dt', 'id',
                  postgresql_where=_QUEUE, sqlite_where=_QUEUE),
         # 升级给我, the 按紧急程度 sort and the colour filter over a city's or province's open tasks.
-        sa.Index('ix_human_tasks_open_escalated', 'escalated_to_group', 'escalated_org_unit_id', 'due_dt', 'id',
+        sa.Index('ix_human_tasks_open_escalated', 'escalated_to_group', 'escalated_org_path', 'due_dt', 'id',
                  postgresql_where=_ESCALATED, sqlite_where=_ESCALATED),
         # In the 按紧急程度 order itself (most urgent first, then soonest due): ascending on priority, only the
         # first key matched, and a city's list was sorted from every open task of the table.
@@ -132,6 +132,9 @@ class HumanTask(Base):
     #: the unit whose members of that group were told
     escalated_org_unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey('org_units.id'), index=True,
                                                                  nullable=True)
+    #: that unit's path, set with it: the escalation queue of a city or a province is a range of it, which the
+    #: planner estimates, where the unit ids of a subtree (a subquery) it estimated at 1 % of the rows
+    escalated_org_path: Mapped[str | None] = mapped_column(prefix_text(255), nullable=True)
 
     instance: Mapped[ProcessInstance] = relationship()
     case: Mapped[Case] = relationship()

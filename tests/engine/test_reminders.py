@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
 from sqlalchemy.orm import Session
 
 from engine import runtime
@@ -33,9 +35,11 @@ from engine.reminders import (
 )
 from engine.tasks import claim_task
 from tests.engine.deadline_support import bj, local, run_due_jobs, set_time, task_jobs
+from tests.engine.visibility_support import ROOT
 from tests.fixtures.directory import Org
 
 ASSESSMENT = 'tests/engine/bpmn/deadline_assessment.bpmn'
+ESCALATED_PATH_REVISION = 'a0b1c2d3e4f6'
 BOUNDARY = 'tests/engine/bpmn/deadline_boundary.bpmn'
 START = {'person_name': '谢某某', 'commission_received_on': '2025-09-26'}
 
@@ -252,6 +256,23 @@ def test_due_change_reschedules_and_a_returning_due_revives_jobs(session: Sessio
 
 # -- escalation -----------------------------------------------------------------------------------------
 
+def test_the_migration_gives_escalated_tasks_their_units_path(session: Session, assess: HumanTask, clock: FrozenClock,
+                                                             org: Org) -> None:
+    set_time(clock, '2025-10-17 00:00:00')
+    handler_for('escalation')(session, _job(session, assess, None, 'escalation'))
+    session.commit()
+    config = AlembicConfig(str(ROOT / 'alembic.ini'))
+    config.set_main_option('sqlalchemy.url', session.get_bind().url.render_as_string(hide_password=False))
+    session.close()
+    command.downgrade(config, ESCALATED_PATH_REVISION + '-1')
+    command.upgrade(config, 'head')
+    task = session.get(HumanTask, assess.id)
+    assert task is not None and task.escalated_org_path == org.city.path
+    queue = session.scalars(sa.select(HumanTask.id).where(escalation_queue_clause(
+        load_scope(session, session.scalars(sa.select(User).where(User.username == 'city_sup')).one())))).all()
+    assert queue == [assess.id]
+
+
 def test_overdue_task_escalates_to_the_city_supervisor_once(session: Session, assess: HumanTask, clock: FrozenClock,
                                                             org: Org, people: dict[str, User]) -> None:
     job = _job(session, assess, None, 'escalation')
@@ -266,6 +287,7 @@ def test_overdue_task_escalates_to_the_city_supervisor_once(session: Session, as
     task = session.get(HumanTask, assess.id)
     assert task is not None and task.is_escalated and local(task.escalated_dt) == '2025-10-17 00:00:00'
     assert task.escalated_to_group == 'supervisor' and task.escalated_org_unit_id == org.city.id
+    assert task.escalated_org_path == org.city.path  # the city's queue is a range of it
     case = session.get(Case, task.case_id)
     assert case is not None
     assert _notified(session, 'escalation') == [

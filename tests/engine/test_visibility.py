@@ -242,6 +242,7 @@ def test_minor_task_escalated_above_the_county_stays_out_of_that_queue(
         task = task_of(session, world.cases[key], 'receipt')
         task.is_escalated, task.escalated_dt = True, clock.now()
         task.escalated_to_group, task.escalated_org_unit_id = 'supervisor', world.units['city'].id
+        task.escalated_org_path = world.units['city'].path
         session.flush()
     session.commit()
     city_chief = scope_of(session, world, 'city_chief')
