@@ -47,7 +47,7 @@ from engine.definitions import latest_definition, process_bundle
 from engine.errors import EngineError, NotFound, ValidationFailed
 from engine.forms import validate_form
 from engine.i18n import N_, _
-from engine.jobs import register_handler
+from engine.jobs import enqueue_batch_run, register_handler
 from engine.models.cases import Case
 from engine.models.imports import ImportBatch, ImportRow
 from engine.models.instances import ProcessInstance
@@ -591,21 +591,12 @@ def start_import(session: Session, kind_name: str, content: bytes, filename: str
     session.add_all(ImportRow(batch_id=batch.id, row_number=row.line, data=row.values, status='pending',
                               org_path=row.unit.path if row.unit else actor.org_unit.path)
                     for row in result.rows)
-    _enqueue(session, batch, 1)
+    enqueue_batch_run(session, JOB_KIND, batch.id, 1)
     audit.record(session, 'import.started', actor=actor, org_path=batch.org_path,
                  after={'batch_id': batch.id, 'kind': batch.kind, 'process_key': batch.process_key,
                         'filename': batch.filename, 'digest': batch.file_digest, 'rows': batch.total_count})
     session.flush()
     return batch
-
-
-def _enqueue(session: Session, batch: ImportBatch, run: int) -> None:
-    """Schedule run number ``run`` of the batch's job, due now (a key that exists is never scheduled again)."""
-    key = f'{JOB_KIND}:{batch.id}:{run}'
-    if session.scalar(sa.select(Job.id).where(Job.key == key)) is not None:
-        return
-    session.add(Job(kind=JOB_KIND, key=key, due_dt=now(), status='pending', attempts=0,
-                    payload={'batch_id': batch.id, 'run': run}, created_dt=now()))
 
 
 # -- driving a case to its stage -----------------------------------------------------------------------
@@ -750,7 +741,7 @@ def run_import_job(session: Session, job: Job) -> None:
     session.flush()
     _count(session, batch)
     if batch.pending_count:
-        _enqueue(session, batch, int(job.payload.get('run', 1)) + 1)
+        enqueue_batch_run(session, JOB_KIND, batch.id, int(job.payload.get('run', 1)) + 1)
         return
     batch.status, batch.finished_dt = 'done', now()
     audit.record(session, 'import.finished', actor=None, org_path=batch.org_path,

@@ -21,11 +21,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from engine.clock import now
 from engine.models.jobs import Job
 
-__all__ = ['JobHandler', 'handler_for', 'register_handler', 'registered_kinds', 'unregister_handler']
+__all__ = ['JobHandler', 'enqueue_batch_run', 'handler_for', 'register_handler', 'registered_kinds',
+           'unregister_handler']
 
 #: A job handler: acts on one claimed job inside the caller's transaction.
 JobHandler = Callable[[Session, Job], None]
@@ -81,3 +84,13 @@ def registered_kinds() -> frozenset[str]:
     """Every job kind with a handler."""
     _load_builtins()
     return frozenset(_handlers)
+
+
+def enqueue_batch_run(session: Session, kind: str, batch_id: int, run: int) -> None:
+    """Schedule run number ``run`` of a batch's ``kind`` job (an import or a migration), due now; a run whose
+    key exists is never scheduled again."""
+    key = f'{kind}:{batch_id}:{run}'
+    if session.scalar(sa.select(Job.id).where(Job.key == key)) is not None:
+        return
+    session.add(Job(kind=kind, key=key, due_dt=now(), status='pending', attempts=0,
+                    payload={'batch_id': batch_id, 'run': run}, created_dt=now()))

@@ -60,7 +60,7 @@ from engine.clock import now
 from engine.definitions import process_bundle
 from engine.errors import Conflict, EngineError, NotFound, ValidationFailed
 from engine.i18n import N_, _
-from engine.jobs import register_handler
+from engine.jobs import enqueue_batch_run, register_handler
 from engine.models.cases import Case
 from engine.models.definitions import ProcessDefinition
 from engine.models.instances import ProcessInstance
@@ -765,21 +765,12 @@ def start_batch(session: Session, source_definition: ProcessDefinition, target_d
     session.flush()
     session.add_all(MigrationItem(batch_id=batch.id, instance_id=instance_id, status='pending')
                     for instance_id in ids)
-    _enqueue(session, batch, 1)
+    enqueue_batch_run(session, JOB_KIND, batch.id, 1)
     audit.record(session, 'migration.batch_started', actor=actor,
                  after={'batch_id': batch.id, 'key': batch.key, 'from_version': batch.from_version,
                         'to_version': batch.to_version, 'instances': len(ids)}, note=text)
     session.flush()
     return batch
-
-
-def _enqueue(session: Session, batch: MigrationBatch, run: int) -> None:
-    """Schedule run number ``run`` of the batch's job, due now (a key that exists is never scheduled again)."""
-    key = f'{JOB_KIND}:{batch.id}:{run}'
-    if session.scalar(sa.select(Job.id).where(Job.key == key)) is not None:
-        return
-    session.add(Job(kind=JOB_KIND, key=key, due_dt=now(), status='pending', attempts=0,
-                    payload={'batch_id': batch.id, 'run': run}, created_dt=now()))
 
 
 def _pending_items(session: Session, batch: MigrationBatch, count: int) -> list[MigrationItem]:
@@ -863,7 +854,7 @@ def run_migration_job(session: Session, job: Job) -> None:
     session.flush()
     _count(session, batch)
     if batch.pending_count:
-        _enqueue(session, batch, int(job.payload.get('run', 1)) + 1)
+        enqueue_batch_run(session, JOB_KIND, batch.id, int(job.payload.get('run', 1)) + 1)
         return
     batch.status, batch.finished_dt = 'done', now()
     audit.record(session, 'migration.batch_finished', actor=None,
