@@ -22,11 +22,12 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
+from engine.models.cases import Case
 from engine.models.instances import ProcessInstance
 
 __all__ = ['LoadedWorkflows', 'keep_after_commit', 'loaded_workflows', 'mark_reusable']
 
-#: ``session.info`` keys: the ids of workflows a command may leave behind, and those it saved
+#: ``session.info`` keys: the workflows (by id) a command may leave behind, and those it saved
 _REUSABLE_KEY = 'fengqiao_reusable_workflows'
 _SAVED_KEY = 'fengqiao_saved_workflows'
 
@@ -48,7 +49,7 @@ class LoadedWorkflows:
 
     def take(self, instance: ProcessInstance) -> BpmnWorkflow | None:
         """Remove and return the workflow of ``instance`` at its current revision, if one is kept."""
-        key = _key_of({**instance.__dict__, 'case': instance.case})  # the case comes with the lock
+        key = _key_of(instance, instance.case)  # the case came with the lock (runtime._lock_instance)
         with self._lock:
             workflow = self._items.pop(key, None) if key is not None else None
             if workflow is None:
@@ -77,9 +78,10 @@ class LoadedWorkflows:
         return len(self._items)
 
 
-def _key_of(state: dict[str, Any]) -> Key | None:
-    """The key of an instance from its loaded attributes, read without a load (None if one is missing)."""
-    case = state.get('case')
+def _key_of(instance: ProcessInstance, case: Case | None) -> Key | None:
+    """The key of ``instance`` and its ``case`` from their loaded attributes, read without a load (None if one is
+    missing)."""
+    state: dict[str, Any] = instance.__dict__
     values = (state.get('id'), state.get('revision'), state.get('definition_id'),
               case.__dict__.get('public_code') if case is not None else None)
     if None in values:
@@ -113,7 +115,7 @@ def _keep_saved(session: Session) -> None:
     session.info.pop(_REUSABLE_KEY, None)
     for instance, workflow in saved.values():
         # An attribute expired since the flush means we no longer know the revision: keep nothing.
-        key = _key_of(instance.__dict__)
+        key = _key_of(instance, instance.__dict__.get('case'))
         if key is not None:
             loaded_workflows.put(key, workflow)
 

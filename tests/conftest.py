@@ -26,10 +26,24 @@ ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get('FENGQIAO_TEST_DATABASE', '')
 
 
-def migrate(url: str) -> None:
-    """Bring the database at ``url`` to the newest schema through the real migrations."""
+def _alembic_config(url: str) -> AlembicConfig:
     cfg = AlembicConfig(str(ROOT / 'alembic.ini'))
     cfg.set_main_option('sqlalchemy.url', url)
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema through the real migrations."""
+    command.upgrade(_alembic_config(url), 'head')
+
+
+def rerun_migration(session: Session, revision: str) -> None:
+    """Commit, then take the session's database back to just before ``revision`` and up to head again, so that
+    the migration runs over the rows the test made (its backfill, say)."""
+    cfg = _alembic_config(session.get_bind().url.render_as_string(hide_password=False))
+    session.commit()
+    session.close()
+    command.downgrade(cfg, f'{revision}-1')
     command.upgrade(cfg, 'head')
 
 

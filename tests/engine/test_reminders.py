@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy.orm import Session
 
 from engine import runtime
@@ -34,8 +32,8 @@ from engine.reminders import (
     snooze_reminder,
 )
 from engine.tasks import claim_task
+from tests.conftest import rerun_migration
 from tests.engine.deadline_support import bj, local, run_due_jobs, set_time, task_jobs
-from tests.engine.visibility_support import ROOT
 from tests.fixtures.directory import Org
 
 ASSESSMENT = 'tests/engine/bpmn/deadline_assessment.bpmn'
@@ -260,12 +258,7 @@ def test_the_migration_gives_escalated_tasks_their_units_path(session: Session, 
                                                              org: Org) -> None:
     set_time(clock, '2025-10-17 00:00:00')
     handler_for('escalation')(session, _job(session, assess, None, 'escalation'))
-    session.commit()
-    config = AlembicConfig(str(ROOT / 'alembic.ini'))
-    config.set_main_option('sqlalchemy.url', session.get_bind().url.render_as_string(hide_password=False))
-    session.close()
-    command.downgrade(config, ESCALATED_PATH_REVISION + '-1')
-    command.upgrade(config, 'head')
+    rerun_migration(session, ESCALATED_PATH_REVISION)
     task = session.get(HumanTask, assess.id)
     assert task is not None and task.escalated_org_path == org.city.path
     queue = session.scalars(sa.select(HumanTask.id).where(escalation_queue_clause(

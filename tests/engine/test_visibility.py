@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from lxml import etree
 from sqlalchemy.orm import Session
 
@@ -30,6 +28,7 @@ from engine.models.tasks import HumanTask
 from engine.reminders import escalation_queue_clause
 from engine.search import InstanceFilter, search_instances
 from engine.tasks import claim_task, delegate_task
+from tests.conftest import rerun_migration
 from tests.engine.visibility_support import ROOT, World, build_world, task_of
 
 MINOR_FLAG_REVISION = 'e8f9a0b1c2d3'
@@ -225,13 +224,7 @@ def test_a_minors_tasks_carry_the_flag_the_wide_lists_filter_on(session: Session
 
 
 def test_the_migration_copies_the_flag_to_the_tasks_already_open(session: Session, world: World) -> None:
-    url = session.get_bind().url.render_as_string(hide_password=False)
-    config = AlembicConfig(str(ROOT / 'alembic.ini'))
-    config.set_main_option('sqlalchemy.url', url)
-    session.commit()
-    session.close()
-    command.downgrade(config, MINOR_FLAG_REVISION + '-1')
-    command.upgrade(config, 'head')
+    rerun_migration(session, MINOR_FLAG_REVISION)
     minor = task_of(session, world.cases['minor'], 'receipt')
     assert minor.is_minor and not task_of(session, world.cases['adult'], 'receipt').is_minor
 
