@@ -10,11 +10,15 @@ import os
 
 #: nginx on the same host proxies to this address; never expose gunicorn directly
 bind = os.environ.get('FENGQIAO_BIND', '127.0.0.1:8000')
-#: worker processes: (2 x cores) + 1 by default; each holds its own database pool (5 + 10 connections)
-workers = int(os.environ.get('WEB_CONCURRENCY', multiprocessing.cpu_count() * 2 + 1))
-#: threads per worker: requests mostly wait on PostgreSQL
+#: worker processes: cores + 1 by default; each holds its own database pool (5 + 10 connections). With PostgreSQL
+#: on the same host a request spends its time on this machine's CPU, in Python or in PostgreSQL: more processes
+#: and threads than that only share the cores worse. Measured on 2 cores, 10 API clients: 3 × 1 thread 82
+#: completions/s (22 ms of CPU each), 5 × 4 threads 62/s (30 ms); see docs/production.md.
+workers = int(os.environ.get('WEB_CONCURRENCY', multiprocessing.cpu_count() + 1))
+#: threads per worker: more where requests wait on a remote database (each thread's request holds the
+#: process's interpreter lock while it runs Python, so on a busy local machine one is best)
 worker_class = 'gthread'
-threads = int(os.environ.get('FENGQIAO_THREADS', 4))
+threads = int(os.environ.get('FENGQIAO_THREADS', 1))
 #: not preloaded: each worker opens its own database connections after the fork
 preload_app = False
 #: a request running longer than this is killed (uploads are capped at FENGQIAO_ATTACHMENT_MAX_BYTES)
@@ -22,9 +26,11 @@ timeout = 60
 #: on SIGTERM (systemctl stop/reload) workers finish their requests for up to this long, then exit
 graceful_timeout = 30
 keepalive = 5
-#: recycle workers now and then, staggered, so that no slow leak grows for weeks
-max_requests = 2000
-max_requests_jitter = 200
+#: recycle workers now and then, staggered, so that no slow leak grows for weeks. Not often: a new worker
+#: builds the app, parses the BPMN specs and fills its caches again (2,000 requests, the old figure, recycled
+#: every worker about once a minute under load and cost a fifth of the server's CPU)
+max_requests = int(os.environ.get('FENGQIAO_MAX_REQUESTS', 100_000))
+max_requests_jitter = max_requests // 10
 #: trust X-Forwarded-* only from the local nginx (the app's FENGQIAO_PROXY_FIX applies them)
 forwarded_allow_ips = '127.0.0.1'
 #: the app logs one line per request with its request id (FENGQIAO_LOG_FORMAT=json); gunicorn's own

@@ -97,7 +97,13 @@ def seal_pending(session: Session) -> int:
         data['id'], data['prev_hash'] = last_id, last_hash
         data['hash'] = last_hash = compute_hash(last_hash, data)
         rows.append(data)
-    session.execute(sa.update(AuditChainHead).where(AuditChainHead.id == 1).values(last_hash=last_hash))
+    new_head = sa.update(AuditChainHead).where(AuditChainHead.id == 1).values(last_hash=last_hash)
+    if session.get_bind().dialect.name == 'postgresql':
+        # The rows and the new head in one statement: the head's lock, which every writer waits for, is held
+        # for one round trip less.
+        session.execute(new_head.add_cte(sa.insert(AuditEvent).values(rows).cte('sealed')))
+        return len(rows)
+    session.execute(new_head)
     # render_nulls keeps every row's column list the same, so the batch is one INSERT, not one per shape.
     session.execute(sa.insert(AuditEvent).execution_options(render_nulls=True), rows)
     return len(rows)

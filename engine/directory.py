@@ -14,7 +14,7 @@ import pyotp
 import sqlalchemy as sa
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from engine import audit
 from engine.access import AUDIT_ADMIN, SECURITY_ADMIN, SYSTEM_ADMIN_ROLES, THREE_ROLES, Scope, load_scope, refuse
@@ -442,13 +442,24 @@ def issue_token(session: Session, user: User) -> str:
     return token
 
 
-def user_for_token(session: Session, token: str) -> User | None:
-    """Return the active user a valid, unexpired token belongs to."""
-    row = session.scalars(sa.select(ApiToken).options(joinedload(ApiToken.user, innerjoin=True))
-                          .where(ApiToken.token_hash == _token_digest(token))).one_or_none()
-    if row is None or row.expires_dt <= now() or not row.user.is_active:
+def token_holder(session: Session, token: str) -> tuple[User, Scope] | None:
+    """The active user a valid, unexpired token belongs to, with their grants (what ``load_scope`` reads).
+
+    One round trip for what every API request needs first: the token, its user and their memberships.
+    """
+    rows = session.execute(
+        sa.select(User, ApiToken.expires_dt, Group.code, OrgUnit.path)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .outerjoin(Membership, Membership.user_id == User.id)
+        .outerjoin(Group, Group.id == Membership.group_id)
+        .outerjoin(OrgUnit, OrgUnit.id == Membership.org_unit_id)
+        .where(ApiToken.token_hash == _token_digest(token))).all()
+    if not rows:
         return None
-    return row.user
+    user, expires_dt = rows[0][0], rows[0][1]
+    if expires_dt <= now() or not user.is_active:
+        return None
+    return user, Scope(user.id, tuple((code, path) for _, _, code, path in rows if code is not None))
 
 
 # -- 三员: who administers whom ----------------------------------------------------------------------------------

@@ -58,6 +58,11 @@ class LoadedWorkflows:
                 self.hits += 1
             return workflow
 
+    def holds(self, instance_id: int) -> bool:
+        """Whether a workflow of the instance is kept, at whatever revision."""
+        with self._lock:
+            return any(key[0] == instance_id for key in self._items)
+
     def put(self, key: Key, workflow: BpmnWorkflow) -> None:
         """Keep ``workflow`` under ``key``, dropping the oldest beyond the size."""
         if self.size <= 0:

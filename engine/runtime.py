@@ -25,7 +25,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, undefer
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -82,11 +82,18 @@ def _lock_instance(session: Session, instance_id: int) -> ProcessInstance:
     # case and unit every command reads come in the same round trip. (Joined to the locking statement itself,
     # PostgreSQL would recheck the join against the rows it read before waiting: a migration's new
     # definition would not match, and the instance would seem gone.)
-    return session.scalars(
+    # The stored state only when no workflow of the instance is kept: if the kept one turns out stale,
+    # restore_workflow reads the state then.
+    kept = loaded_workflows.holds(instance_id)
+    instance = session.scalars(
         sa.select(ProcessInstance).where(ProcessInstance.id == instance_id)
         .options(joinedload(ProcessInstance.definition, innerjoin=True),
-                 joinedload(ProcessInstance.case, innerjoin=True).joinedload(Case.org_unit, innerjoin=True))
+                 joinedload(ProcessInstance.case, innerjoin=True).joinedload(Case.org_unit, innerjoin=True),
+                 *(() if kept else (undefer(ProcessInstance.state),)))
         .execution_options(populate_existing=True)).one()
+    if kept:
+        session.expire(instance, ['state'])  # a state read before the lock is not what it holds now
+    return instance
 
 
 def restore_workflow(session: Session, instance: ProcessInstance, *,
@@ -455,9 +462,13 @@ def _start_request(session: Session, definition: ProcessDefinition, data: dict[s
     return case, tasks
 
 
-def get_task(session: Session, task_id: int, scope: Scope) -> HumanTask:
-    """Load a task the caller may see, or raise NotFound (also for tasks outside their subtree)."""
-    task = session.get(HumanTask, task_id)
+def get_task(session: Session, task_id: int, scope: Scope, *, with_case: bool = False) -> HumanTask:
+    """Load a task the caller may see, or raise NotFound (also for tasks outside their subtree).
+
+    :param with_case: read its case and unit in the same query (for a caller that shows them)
+    """
+    options = [joinedload(HumanTask.case, innerjoin=True), joinedload(HumanTask.org_unit, innerjoin=True)]
+    task = session.get(HumanTask, task_id, options=options if with_case else None)
     if task is None:
         raise NotFound('任务不存在')
     if not scope.can_view_task(task):
@@ -544,7 +555,7 @@ def record_fault(session: Session, instance_id: int, message: str) -> None:
 
 def task_data(session: Session, task: HumanTask) -> dict[str, Any]:
     """The data the task would see if opened now (for pre-filling its form)."""
-    instance = session.get(ProcessInstance, task.instance_id)
+    instance = session.get(ProcessInstance, task.instance_id, options=[undefer(ProcessInstance.state)])
     if instance is None:
         raise NotFound('流程实例不存在')
     workflow, _ = restore_workflow(session, instance)

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import audit
 from engine.access import (
@@ -56,7 +57,7 @@ def _set_assignee(session: Session, task: HumanTask, assignee_id: int | None, *,
         .values(assignee_id=assignee_id).execution_options(synchronize_session=False))
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict('该任务已被他人认领或已办理。')
-    session.refresh(task)
+    set_committed_value(task, 'assignee_id', assignee_id)
 
 
 def claim_task(session: Session, task_id: int, *, actor: User, scope: Scope) -> HumanTask:

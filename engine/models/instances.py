@@ -41,8 +41,9 @@ class ProcessInstance(Base):
     revision: Mapped[int] = mapped_column(nullable=False, default=1)
     # SQLAlchemy checks and bumps the revision in every UPDATE: a stale writer gets StaleDataError.
     __mapper_args__ = {'version_id_col': revision}
-    #: serialized workflow without its spec (the spec lives once, on the definition)
-    state: Mapped[dict[str, Any]] = mapped_column(nullable=False, default=dict)
+    #: serialized workflow without its spec (the spec lives once, on the definition); read only to restore the
+    #: workflow, so deferred: lists, case pages and commands that reuse a kept workflow never parse it
+    state: Mapped[dict[str, Any]] = mapped_column(nullable=False, default=dict, deferred=True)
     #: SpiffWorkflow serializer version of ``state``
     serializer_version: Mapped[str] = mapped_column(sa.String(16), nullable=False)
     #: earliest pending timer

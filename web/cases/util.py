@@ -16,6 +16,7 @@ from flask import current_app, request
 from flask_babel import gettext
 from sqlalchemy.orm import Session, defer, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.interfaces import ORMOption
 
 from engine.access import Scope, can_view_case, refuse, visible_cases, visible_cases_clause
 from engine.audit import SYSTEM_ACTOR
@@ -472,9 +473,12 @@ def request_form(bundle: ProcessBundle) -> FormSpec:
 
 # -- the case page ----------------------------------------------------------------------------------------
 
-def get_case(session: Session, case_id: int, scope: Scope) -> Case:
-    """A case inside the caller's subtrees, else NotFound (so outsiders cannot tell it exists)."""
-    case = session.get(Case, case_id)
+def get_case(session: Session, case_id: int, scope: Scope, *, options: Sequence[ORMOption] = ()) -> Case:
+    """A case inside the caller's subtrees, else NotFound (so outsiders cannot tell it exists).
+
+    :param options: loader options for what the caller shows with the case
+    """
+    case = session.get(Case, case_id, options=options)
     if case is None:
         raise NotFound('案件不存在')
     if not can_view_case(session, scope, case):

@@ -11,7 +11,7 @@ from flask_login import LoginManager, current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine.access import Scope, load_scope
-from engine.directory import AccountPolicy, configure_accounts, user_for_token
+from engine.directory import AccountPolicy, configure_accounts, token_holder
 from engine.models.users import User
 from web.auth.util import MUST_ENROL, enforce_session_limits, init_login_limiter, limit_login_attempts, session_matches
 from web.core.database import db
@@ -34,9 +34,11 @@ def _load_user_from_token(req: object) -> User | None:
     header = request.headers.get('Authorization', '')
     if not header.startswith('Bearer '):
         return None
-    user = user_for_token(db(), header[len('Bearer '):].strip())
-    if user is not None:
-        g.token_auth = True
+    holder = token_holder(db(), header[len('Bearer '):].strip())
+    if holder is None:
+        return None
+    g.token_auth = True
+    user, g.scope = holder
     return user
 
 
