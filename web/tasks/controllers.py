@@ -67,7 +67,6 @@ from web.tasks.util import (
     is_alarm,
     latest_processes,
     next_step_message,
-    person_choices,
     process_choices,
     process_names,
     resubmitted_values,
@@ -155,7 +154,7 @@ def _filter_form(definitions: Sequence[ProcessDefinition], state: ListState,
             'stages': stage_choices(session, definitions, state.criteria.get('process')),
             'units': unit_choices(session, scope, state.criteria.get('org_unit')), 'colours': colour_choices(),
             'sort_choices': sort_choices(), 'share_groups': share_choices(session, scope),
-            'assignees': person_choices(bulk_assignees(session, scope, tasks)) if scope.supervisor_paths else []}
+            'assignees': bulk_assignees(session, scope, tasks) if scope.supervisor_paths else []}
 
 
 def _list_page(state: ListState, *, cursor: str | None = None, save_form: ActionForm | None = None,
