@@ -1,11 +1,11 @@
 """Dispute cases from intake to closure through the REST API: gunicorn on PostgreSQL under 10, 50, 100 clients.
 
 The server runs as in production: a fresh migrated PostgreSQL database with the demo org tree, users and
-diagrams; ``gunicorn -c deploy/gunicorn.conf.py wsgi:app`` (its default worker count for this machine, gthread,
-4 threads) on a free port; one ``flask --app wsgi worker`` firing the timers. Each client is a thread with a
-keep-alive ``http.client`` connection and two bearer tokens of its own (a 医调委 mediator and a supervisor of
-桃江县). It keeps a few ``dispute_mediation`` cases in flight and drives each to closure: ``POST /cases``, then
-``GET /cases/<id>`` for its open tasks, ``claim``, ``complete`` with valid data (the green path: 受理审查 →
+diagrams; ``gunicorn -c deploy/gunicorn.conf.py wsgi:app`` (its default workers and threads for this machine) on
+a free port; one ``flask --app wsgi worker`` firing the timers. Each client is a thread with a keep-alive
+``http.client`` connection and two bearer tokens of its own (a 医调委 mediator and a supervisor of 桃江县). It keeps
+a few ``dispute_mediation`` cases in flight and drives each to closure: ``POST /cases``, then ``GET /cases/<id>`` for
+its open tasks, ``claim``, ``complete`` with valid data (the green path: 受理审查 →
 县级会诊调解 → 调解协议书 → 司法确认 waived → 回访 after the performance timer → 成因分析 → 结案审核).
 
 Measured over the steady window (after a warm-up): task completions per second and the latency of the
@@ -25,6 +25,7 @@ import argparse
 import http.client
 import json
 import os
+import runpy
 import secrets
 import signal
 import socket
@@ -476,10 +477,10 @@ def completed_in_database(url: str) -> int:
 
 # -- output ----------------------------------------------------------------------------------------------
 
-def print_phases(phases: list[Phase], workers: int) -> None:
+def print_phases(phases: list[Phase], shape: tuple[int, int]) -> None:
     """One row per client count, with the same-run ceiling and the targets."""
-    print(f'\nDispute cases intake → closure over HTTP: gunicorn ({workers} workers × 4 threads) + 1 job worker, '
-          f'PostgreSQL, {CORES} cores')
+    print(f'\nDispute cases intake → closure over HTTP: gunicorn ({shape[0]} workers × {shape[1]} threads) + 1 job '
+          f'worker, PostgreSQL, {CORES} cores')
     print(f'{"clients":>7} {"done/s":>8} {"cases/s":>8} {"p50 ms":>7} {"p99 ms":>7} {"all p99":>8} '
           f'{"cpu ms":>7} {"ceiling/s":>9} {"× ceil":>7} {"web":>6} {"pg":>6} {"wkr":>5} {"client":>6} '
           f'{"errors":>6} {"reconn":>6}')
@@ -501,9 +502,10 @@ def print_phases(phases: list[Phase], workers: int) -> None:
             print(f'  error ({p.clients} clients): {error}')
 
 
-def gunicorn_workers() -> int:
-    """The worker count deploy/gunicorn.conf.py picks on this machine."""
-    return int(os.environ.get('WEB_CONCURRENCY', CORES * 2 + 1))
+def gunicorn_shape() -> tuple[int, int]:
+    """The workers and threads deploy/gunicorn.conf.py picks on this machine, read from the file itself."""
+    settings = runpy.run_path(str(ROOT / 'deploy' / 'gunicorn.conf.py'))
+    return int(settings['workers']), int(settings['threads'])
 
 
 def measure(counts: list[int], seconds: float, warmup: float, in_flight: int) -> list[Phase]:
@@ -514,7 +516,7 @@ def measure(counts: list[int], seconds: float, warmup: float, in_flight: int) ->
         for count in counts:
             phases.append(run_phase(server, PG_URL, count, seconds, warmup, in_flight))
             print(f'{count} clients: {phases[-1].rate:.1f} completions/s', file=sys.stderr)
-    print_phases(phases, gunicorn_workers())
+    print_phases(phases, gunicorn_shape())
     counted = sum(p.sent_completions for p in phases)
     print(f'check: {counted} completions answered 200 to the clients, {completed_in_database(PG_URL)} completed '
           'tasks in the database')

@@ -467,8 +467,8 @@ def get_task(session: Session, task_id: int, scope: Scope, *, with_case: bool = 
 
     :param with_case: read its case and unit in the same query (for a caller that shows them)
     """
-    options = [joinedload(HumanTask.case, innerjoin=True), joinedload(HumanTask.org_unit, innerjoin=True)]
-    task = session.get(HumanTask, task_id, options=options if with_case else None)
+    related = (joinedload(HumanTask.case, innerjoin=True), joinedload(HumanTask.org_unit, innerjoin=True))
+    task = session.get(HumanTask, task_id, options=related if with_case else ())
     if task is None:
         raise NotFound('任务不存在')
     if not scope.can_view_task(task):

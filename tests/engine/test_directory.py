@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from engine import directory
+from engine.access import load_scope
 from engine.clock import FrozenClock, now
 from engine.directory import (
     AccountPolicy,
@@ -378,3 +379,35 @@ def test_a_security_admin_resets_someone_elses_second_factor(session: Session, p
         remove_totp(session, people['outsider'], actor=security)
     remove_totp(session, staff, actor=security)
     assert staff.totp_secret is None
+
+
+# -- bearer tokens ----------------------------------------------------------------------------------------
+
+def test_a_token_names_its_user_with_the_grants_load_scope_reads(session: Session, people: dict[str, User]) -> None:
+    staff = people['staff']
+    token = directory.issue_token(session, staff)
+    session.commit()
+    holder = directory.token_holder(session, token)
+    assert holder is not None
+    user, scope = holder
+    assert user is staff and scope.user_id == staff.id
+    expected = load_scope(session, staff).grants
+    assert expected and sorted(scope.grants) == sorted(expected)
+
+
+def test_a_user_without_memberships_holds_a_token_with_no_grants(session: Session, org: Org) -> None:
+    loner = create_user(session, 'loner', '无组用户', PASSWORD, org.township, actor=None, enforce_policy=False)
+    holder = directory.token_holder(session, directory.issue_token(session, loner))
+    assert holder is not None and holder[0] is loner and holder[1].grants == ()
+
+
+def test_unknown_expired_and_deactivated_holders_tokens_name_nobody(session: Session, staff: User,
+                                                                    clock: FrozenClock) -> None:
+    token = directory.issue_token(session, staff)
+    assert directory.token_holder(session, token) is not None
+    assert directory.token_holder(session, 'not-a-token-we-issued') is None
+    staff.is_active = False
+    assert directory.token_holder(session, token) is None
+    staff.is_active = True
+    clock.advance(directory.TOKEN_LIFETIME)
+    assert directory.token_holder(session, token) is None

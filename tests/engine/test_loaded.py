@@ -93,3 +93,28 @@ def test_a_revision_written_elsewhere_is_restored_from_the_database(session: Ses
     session.commit()
     review = _complete(session, task.id, REGISTER, people['staff'])
     assert len(restores) == 1 and loaded_workflows.misses == 1 and [t.bpmn_id for t in review] == ['review']
+
+
+def test_a_command_on_a_kept_workflow_does_not_read_the_state(session: Session, started: tuple[Case, HumanTask],
+                                                               people: dict[str, User], restores: list[int]) -> None:
+    _, task = started
+    session.expunge_all()  # what the next request's session holds: nothing
+    statements: list[str] = []
+    engine = session.get_bind()
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, 'before_cursor_execute', note)
+    try:
+        review = _complete(session, task.id, REGISTER, people['staff'])
+    finally:
+        sa.event.remove(engine, 'before_cursor_execute', note)
+    assert restores == [] and [t.bpmn_id for t in review] == ['review']
+    reads = [s for s in statements if s.lstrip().upper().startswith('SELECT') and 'process_instances' in s]
+    assert reads and not any('process_instances.state' in s for s in reads)
+    # The state was written all the same: it is what the kept workflow says.
+    instance = session.get(ProcessInstance, task.instance_id)
+    kept = loaded_workflows.take(instance) if instance is not None else None
+    assert kept is not None
+    assert runtime.dump_state(kept) == session.scalars(sa.select(ProcessInstance.state)).one()
