@@ -80,10 +80,14 @@ def compute_hash(prev_hash: str, row: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + _canonical(row)).encode('utf-8')).hexdigest()
 
 
-# The seal writes to the tables, not through the mapped classes: no session holds these rows, and the ORM's bulk
-# statements would search the identity map for them and cost a third more.
-_HEAD_TABLE = cast(sa.Table, AuditChainHead.__table__)
-_EVENT_TABLE = cast(sa.Table, AuditEvent.__table__)
+# The seal's statements are built once, on the tables, not the mapped classes: no session holds these rows, and
+# the ORM's bulk statements would search the identity map for them; together they cost a third more.
+_HEAD = cast(sa.Table, AuditChainHead.__table__)
+_RESERVE_IDS = (sa.update(_HEAD).where(_HEAD.c.id == 1)
+                .values(last_event_id=_HEAD.c.last_event_id + sa.bindparam('count'))
+                .returning(_HEAD.c.last_event_id - sa.bindparam('count'), _HEAD.c.last_hash))
+_NEW_HEAD = sa.update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=sa.bindparam('hash'))
+_INSERT_EVENTS = sa.insert(cast(sa.Table, AuditEvent.__table__))
 
 
 def seal_pending(session: Session) -> int:
@@ -93,18 +97,15 @@ def seal_pending(session: Session) -> int:
         return 0
     # Reserving the ids with an UPDATE first takes the write lock on both backends (a row lock on
     # PostgreSQL, the database lock on SQLite) before the newest hash is read.
-    head, events = _HEAD_TABLE, _EVENT_TABLE
-    last_id, last_hash = session.execute(
-        sa.update(head).where(head.c.id == 1).values(last_event_id=head.c.last_event_id + len(pending))
-        .returning(head.c.last_event_id - len(pending), head.c.last_hash)).one()
+    last_id, last_hash = session.execute(_RESERVE_IDS, {'count': len(pending)}).one()
     rows = []
     for data in pending:
         last_id += 1
         data['id'], data['prev_hash'] = last_id, last_hash
         data['hash'] = last_hash = compute_hash(last_hash, data)
         rows.append(data)
-    session.execute(sa.update(head).where(head.c.id == 1).values(last_hash=last_hash))
-    session.execute(sa.insert(events), rows)
+    session.execute(_NEW_HEAD, {'hash': last_hash})
+    session.execute(_INSERT_EVENTS, rows)
     return len(rows)
 
 

@@ -442,18 +442,22 @@ def issue_token(session: Session, user: User) -> str:
     return token
 
 
+#: a token's user and their grants; built once: every API request runs it first, and building the statement
+#: and its cache key each time cost as much as running it
+_TOKEN_HOLDER = (sa.select(User, ApiToken.expires_dt, Group.code, OrgUnit.path)
+                 .join(ApiToken, ApiToken.user_id == User.id)
+                 .outerjoin(Membership, Membership.user_id == User.id)
+                 .outerjoin(Group, Group.id == Membership.group_id)
+                 .outerjoin(OrgUnit, OrgUnit.id == Membership.org_unit_id)
+                 .where(ApiToken.token_hash == sa.bindparam('digest')))
+
+
 def token_holder(session: Session, token: str) -> tuple[User, Scope] | None:
     """The active user a valid, unexpired token belongs to, with their grants (what ``load_scope`` reads).
 
     One round trip for what every API request needs first: the token, its user and their memberships.
     """
-    rows = session.execute(
-        sa.select(User, ApiToken.expires_dt, Group.code, OrgUnit.path)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .outerjoin(Membership, Membership.user_id == User.id)
-        .outerjoin(Group, Group.id == Membership.group_id)
-        .outerjoin(OrgUnit, OrgUnit.id == Membership.org_unit_id)
-        .where(ApiToken.token_hash == _token_digest(token))).all()
+    rows = session.execute(_TOKEN_HOLDER, {'digest': _token_digest(token)}).all()
     if not rows:
         return None
     user, expires_dt = rows[0][0], rows[0][1]

@@ -74,23 +74,26 @@ _script_engine = SandboxedScriptEngine()
 
 # -- loading and saving -------------------------------------------------------------------------------
 
+_LOCK = sa.select(ProcessInstance.id).where(ProcessInstance.id == sa.bindparam('id')).with_for_update()
+_LOCKED = (sa.select(ProcessInstance).where(ProcessInstance.id == sa.bindparam('id'))
+           .options(joinedload(ProcessInstance.definition, innerjoin=True),
+                    joinedload(ProcessInstance.case, innerjoin=True).joinedload(Case.org_unit, innerjoin=True))
+           .execution_options(populate_existing=True))
+_LOCKED_WITH_STATE = _LOCKED.options(undefer(ProcessInstance.state))
+
+
 def _lock_instance(session: Session, instance_id: int) -> ProcessInstance:
-    if session.scalar(sa.select(ProcessInstance.id).where(ProcessInstance.id == instance_id)
-                      .with_for_update()) is None:
+    # The statements are built once: every command runs them. (Building one and its cache key anew cost about as
+    # much as running it.)
+    if session.scalar(_LOCK, {'id': instance_id}) is None:
         raise NotFound('流程实例不存在')
     # Read once the lock is held, so that the command sees what the previous holder committed; the definition,
     # case and unit every command reads come in the same round trip. (Joined to the locking statement itself,
     # PostgreSQL would recheck the join against the rows it read before waiting: a migration's new
-    # definition would not match, and the instance would seem gone.)
-    # The stored state only when no workflow of the instance is kept: if the kept one turns out stale,
-    # restore_workflow reads the state then.
+    # definition would not match, and the instance would seem gone.) The stored state only when no workflow of
+    # the instance is kept: if the kept one turns out stale, restore_workflow reads the state then.
     kept = loaded_workflows.holds(instance_id)
-    instance = session.scalars(
-        sa.select(ProcessInstance).where(ProcessInstance.id == instance_id)
-        .options(joinedload(ProcessInstance.definition, innerjoin=True),
-                 joinedload(ProcessInstance.case, innerjoin=True).joinedload(Case.org_unit, innerjoin=True),
-                 *(() if kept else (undefer(ProcessInstance.state),)))
-        .execution_options(populate_existing=True)).one()
+    instance = session.scalars(_LOCKED if kept else _LOCKED_WITH_STATE, {'id': instance_id}).one()
     if kept:
         session.expire(instance, ['state'])  # a state read before the lock is not what it holds now
     return instance
