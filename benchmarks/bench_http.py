@@ -479,8 +479,9 @@ def completed_in_database(url: str) -> int:
 
 def print_phases(phases: list[Phase], shape: tuple[int, int]) -> None:
     """One row per client count, with the same-run ceiling and the targets."""
-    print(f'\nDispute cases intake → closure over HTTP: gunicorn ({shape[0]} workers × {shape[1]} threads) + 1 job '
-          f'worker, PostgreSQL, {CORES} cores')
+    workers, threads = shape
+    print(f'\nDispute cases intake → closure over HTTP: gunicorn ({workers} workers × {threads} '
+          f'thread{"s" if threads != 1 else ""}) + 1 job worker, PostgreSQL, {CORES} cores')
     print(f'{"clients":>7} {"done/s":>8} {"cases/s":>8} {"p50 ms":>7} {"p99 ms":>7} {"all p99":>8} '
           f'{"cpu ms":>7} {"ceiling/s":>9} {"× ceil":>7} {"web":>6} {"pg":>6} {"wkr":>5} {"client":>6} '
           f'{"errors":>6} {"reconn":>6}')
