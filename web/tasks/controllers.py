@@ -12,7 +12,7 @@ from marshmallow import Schema
 
 from engine import runtime
 from engine import tasks as engine_tasks
-from engine.access import can_view_case, has_wide_reach
+from engine.access import can_view_case
 from engine.deadlines import explain
 from engine.errors import AccessDenied, EngineError, NotFound, ValidationFailed
 from engine.filters import delete_filter, get_filter, save_filter
@@ -139,8 +139,10 @@ def _list_context(state: ListState, cursor: str | None) -> dict[str, Any]:
         task_filter = None  # the tabs count without a filter that is wrong
     definitions = latest_processes(session)
     rows = task_rows(session, scope, page.items, process_names(definitions)) if page else []
-    # An ID-number search keeps its counts in the page: the script's request would carry the number in its URL.
-    defer = has_wide_reach(scope) and not state.is_private and not errors
+    # A supervisor's views over their whole unit are counted after the page, as Camunda's Tasklist loads its filter
+    # counts: at a million tasks a county's took 19 ms of a 54 ms page. An ID-number search keeps its counts in
+    # the page: the script's request would carry the number in its URL.
+    defer = bool(scope.supervisor_paths) and not state.is_private and not errors
     return {'page': page, 'rows': rows, 'errors': errors, 'definitions': definitions,
             'counts': view_counts(session, scope, task_filter, defer=defer),
             'counts_url': counts_url(state) if defer else None}

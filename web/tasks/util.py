@@ -234,7 +234,7 @@ class ListState:
         return ListState(self.view, {}, self.sort)
 
 
-#: the views over the caller's whole reach, counted after the page for a city or a province (see view_counts)
+#: the views over the caller's whole reach, counted after the page for a supervisor (see view_counts)
 DEFERRED_VIEWS = ('due_soon', 'overdue', 'escalated', 'all')
 
 
@@ -249,7 +249,7 @@ def view_counts(session: Session, scope: Scope, task_filter: TaskFilter | None, 
     """Every view's count (capped) under ``task_filter``, for the tabs.
 
     :param defer: leave out (None) the views over the caller's whole reach, which the page's script then asks
-        ``GET /api/v1/tasks/counts`` for: over a city's or a province's tasks they cost more than the page
+        ``GET /api/v1/tasks/counts`` for: over a supervisor's unit they cost as much as the rest of the page
     """
     cap = engine_tasks.COUNT_CAP  # read now: tests lower it
     views = [view for view in VIEWS if not (defer and view in DEFERRED_VIEWS)]

@@ -23,7 +23,7 @@ document.addEventListener('DOMContentLoaded', function () {
   update();
 });
 
-// For a city or a province the tabs over the whole reach are counted after the page: the server leaves them
+// For a supervisor the tabs over the whole reach are counted after the page: the server leaves them
 // as "…" and names the counts endpoint (the same filters); a failed request leaves them so.
 document.addEventListener('DOMContentLoaded', function () {
   var nav = document.querySelector('[data-counts-url]');
