@@ -165,14 +165,18 @@ class WorkCalendar:
 
 # -- loading ------------------------------------------------------------------------------------------
 
+# Built once: every command that creates a task with a working-day deadline reads it.
+_OVERRIDE_ROWS = (
+    sa.select(CalendarOverride.day, CalendarOverride.is_workday, OrgUnit.path)
+    .outerjoin(OrgUnit, OrgUnit.id == CalendarOverride.org_unit_id)
+    .where(sa.or_(CalendarOverride.org_unit_id.is_(None),
+                  CalendarOverride.org_unit_id.in_(sa.bindparam('ids', expanding=True)))))
+
+
 def _override_rows(session: Session, org_paths: Iterable[str]) -> Sequence[Any]:
     """The global overrides and those of every unit on the way down to each of ``org_paths``."""
     ids = set().union(*(ancestor_ids(path) for path in org_paths))
-    return session.execute(
-        sa.select(CalendarOverride.day, CalendarOverride.is_workday, OrgUnit.path)
-        .outerjoin(OrgUnit, OrgUnit.id == CalendarOverride.org_unit_id)
-        .where(sa.or_(CalendarOverride.org_unit_id.is_(None), CalendarOverride.org_unit_id.in_(ids)))
-    ).all()
+    return session.execute(_OVERRIDE_ROWS, {'ids': sorted(ids)}).all()
 
 
 def _overrides_of(org_path: str, rows: Iterable[Any]) -> dict[date, bool]:

@@ -248,12 +248,17 @@ def _new_human_task(session: Session, instance: ProcessInstance, case: Case, spi
         due_dt=due_dt, due_rule=due_rule)
 
 
+# Built once, as the lock's statements: every command runs them.
+_OPEN_ROWS = sa.select(HumanTask).where(HumanTask.instance_id == sa.bindparam('id'), HumanTask.status == 'open')
+_PENDING_TIMERS = sa.select(Job).where(Job.instance_id == sa.bindparam('id'), Job.kind == 'timer',
+                                       Job.status == 'pending')
+
+
 def _sync_human_tasks(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
                       bundle: ProcessBundle, actor: User | None) -> list[HumanTask]:
     """Make the open human-task rows match the READY manual tasks; return the rows now open."""
     ready = {str(t.id): t for t in all_tasks(workflow) if t.state == TaskState.READY and t.task_spec.manual}
-    rows = session.scalars(sa.select(HumanTask).where(HumanTask.instance_id == instance.id,
-                                                      HumanTask.status == 'open')).all()
+    rows = session.scalars(_OPEN_ROWS, {'id': instance.id}).all()
     open_rows = []
     for row in rows:
         if row.spiff_task_id in ready:
@@ -310,8 +315,7 @@ def _sync_timer_jobs(session: Session, instance: ProcessInstance, workflow: Bpmn
             due = _timer_due(task)
             if due is not None:
                 wanted[f'timer:{instance.id}:{task.id}:{due.isoformat()}'] = (due, task)
-    existing = session.scalars(sa.select(Job).where(Job.instance_id == instance.id, Job.kind == 'timer',
-                                                    Job.status == 'pending')).all()
+    existing = session.scalars(_PENDING_TIMERS, {'id': instance.id}).all()
     pending: list[datetime] = []
     for job in existing:
         if wanted.pop(job.key, None) is None:

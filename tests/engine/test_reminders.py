@@ -26,6 +26,7 @@ from engine.models.tasks import HumanTask
 from engine.models.users import User
 from engine.reminders import (
     cancel_reminder,
+    cancel_task_jobs,
     escalation_queue_clause,
     escalation_target,
     schedule_task_jobs,
@@ -204,6 +205,25 @@ def test_completion_cancels_pending_jobs(session: Session, assess: HumanTask, cl
     session.commit()
     assert not session.get(HumanTask, assess.id).is_escalated  # type: ignore[union-attr]
     assert len(_notified(session)) == 2
+
+
+def test_cancelling_reaches_the_jobs_the_session_holds_and_those_not_yet_written(session: Session,
+                                                                                  assess: HumanTask) -> None:
+    held = task_jobs(session, assess.id)
+    held[0].status = 'done'  # changed in this transaction, not yet flushed: it stays done
+    extra = Job(kind='reminder', key=f'reminder:{assess.id}:extra', instance_id=assess.instance_id,
+                human_task_id=assess.id, due_dt=now() + timedelta(days=1), status='pending', attempts=0,
+                payload={}, created_dt=now())
+    other = Job(kind='message', key='message:unrelated', instance_id=assess.instance_id, human_task_id=assess.id,
+                due_dt=now(), status='pending', attempts=0, payload={}, created_dt=now())
+    session.add_all([extra, other])
+    assert cancel_task_jobs(session, assess) == 4  # three rungs left and the one just added
+    assert [job.status for job in held] == ['done', 'cancelled', 'cancelled', 'cancelled']
+    assert extra.status == 'cancelled' and extra.done_dt is not None
+    assert other.status == 'pending'  # not a reminder or an escalation
+    session.commit()
+    stored = {job.key: job.status for job in task_jobs(session, assess.id)}
+    assert stored == {held[0].key: 'done', **{job.key: 'cancelled' for job in [*held[1:], extra]}}
 
 
 def test_task_cancelled_by_the_engine_cancels_its_jobs(session: Session, org: Org, people: dict[str, User],
