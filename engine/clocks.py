@@ -62,10 +62,13 @@ def _today() -> date:
     return get_clock().today()
 
 
+_CLOCK = sa.select(CaseClock).where(CaseClock.case_id == sa.bindparam('case_id'),
+                                    CaseClock.name == sa.bindparam('name'))
+
+
 def case_clock(session: Session, case_id: int, name: str) -> CaseClock | None:
     """The case's clock called ``name``, if it was started."""
-    return session.scalars(sa.select(CaseClock).where(CaseClock.case_id == case_id, CaseClock.name == name)
-                           ).one_or_none()
+    return session.scalars(_CLOCK, {'case_id': case_id, 'name': name}).one_or_none()
 
 
 # -- counting -------------------------------------------------------------------------------------------

@@ -469,13 +469,16 @@ def _start_request(session: Session, definition: ProcessDefinition, data: dict[s
     return case, tasks
 
 
+_TASK_AGAIN = sa.select(HumanTask).where(HumanTask.id == sa.bindparam('id')).execution_options(populate_existing=True)
+_TASK_CASE = (joinedload(HumanTask.case, innerjoin=True), joinedload(HumanTask.org_unit, innerjoin=True))
+
+
 def get_task(session: Session, task_id: int, scope: Scope, *, with_case: bool = False) -> HumanTask:
     """Load a task the caller may see, or raise NotFound (also for tasks outside their subtree).
 
     :param with_case: read its case and unit in the same query (for a caller that shows them)
     """
-    related = (joinedload(HumanTask.case, innerjoin=True), joinedload(HumanTask.org_unit, innerjoin=True))
-    task = session.get(HumanTask, task_id, options=related if with_case else ())
+    task = session.get(HumanTask, task_id, options=_TASK_CASE if with_case else ())
     if task is None:
         raise NotFound('任务不存在')
     if not scope.can_view_task(task):
@@ -494,7 +497,7 @@ def complete_task(session: Session, task_id: int, data: Mapping[str, Any], *, ac
     """
     task = get_task(session, task_id, scope)
     instance = _lock_instance(session, task.instance_id)
-    session.refresh(task)
+    session.scalars(_TASK_AGAIN, {'id': task.id}).one()  # as committed before the lock was ours
     if not task.is_open:
         raise Conflict('该任务已办理或已取消。')
     if task.delegation_state == 'pending':

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -48,13 +48,20 @@ TEXT_MAX = 64
 RISK_COLOURS = ('red', 'yellow', 'green')
 
 
+# Built once on the table, as every claim runs one: the ORM's UPDATE cost more to prepare than to run.
+_TASKS = cast(sa.Table, HumanTask.__table__)
+_SET_ASSIGNEE = (sa.update(_TASKS).where(_TASKS.c.id == sa.bindparam('task_id'), _TASKS.c.status == 'open')
+                 .values(assignee_id=sa.bindparam('assignee_id')))
+_ASSIGN_FREE = _SET_ASSIGNEE.where(_TASKS.c.assignee_id.is_(None))
+_REASSIGN = _SET_ASSIGNEE.where(_TASKS.c.assignee_id == sa.bindparam('expect'))
+
+
 def _set_assignee(session: Session, task: HumanTask, assignee_id: int | None, *, expect: int | None) -> None:
     """Change the assignee only if it is still ``expect``: two claims at once, one wins."""
-    result = session.execute(
-        sa.update(HumanTask).where(HumanTask.id == task.id, HumanTask.status == 'open',
-                                   HumanTask.assignee_id.is_(None) if expect is None
-                                   else HumanTask.assignee_id == expect)
-        .values(assignee_id=assignee_id).execution_options(synchronize_session=False))
+    session.flush()  # what this transaction changed on the task is written before the row is tested
+    params = {'task_id': task.id, 'assignee_id': assignee_id}
+    result = session.execute(_ASSIGN_FREE, params) if expect is None else \
+        session.execute(_REASSIGN, {**params, 'expect': expect})
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict('该任务已被他人认领或已办理。')
     set_committed_value(task, 'assignee_id', assignee_id)

@@ -463,19 +463,21 @@ class GetCase(CaseView):
     result_schema = schemas.CaseDetailSchema
     error_statuses = (400, 404)
 
+    #: what the detail shows, read with the case: its unit (usually its tasks' too), instances and versions
+    #: (built once, as the open tasks' statement: the bench's clients read a case before each step)
+    _RELATED = (joinedload(Case.org_unit, innerjoin=True),
+                selectinload(Case.instances).joinedload(ProcessInstance.definition, innerjoin=True))
+    _OPEN_TASKS = (sa.select(HumanTask).where(HumanTask.case_id == sa.bindparam('case_id'), HumanTask.status == 'open')
+                   .order_by(HumanTask.id))
+
     def load(self, **kwargs: Any) -> None:
-        # What the detail shows, read with the case: its unit (usually its tasks' too), instances and versions.
-        self.case = get_case(db(), kwargs['case_id'], current_scope(), options=(
-            joinedload(Case.org_unit, innerjoin=True),
-            selectinload(Case.instances).joinedload(ProcessInstance.definition, innerjoin=True)))
+        self.case = get_case(db(), kwargs['case_id'], current_scope(), options=self._RELATED)
 
     def get(self, case_id: int) -> ResponseReturnValue:
         reveal = load_args(schemas.CaseRevealArgsSchema)['reveal']
         if reveal:
             self._record_reveal()
-        open_tasks = db().scalars(sa.select(HumanTask).where(HumanTask.case_id == self.case.id,
-                                                             HumanTask.status == 'open')
-                                  .order_by(HumanTask.id)).all()
+        open_tasks = db().scalars(self._OPEN_TASKS, {'case_id': self.case.id}).all()
         schema = schemas.RevealedCaseDetailSchema if reveal else schemas.CaseDetailSchema
         return respond(schema, Extended(self.case, tasks=with_cases(open_tasks)))
 
