@@ -181,7 +181,9 @@ def escalation_queue_clause(scope: Scope) -> sa.ColumnElement[bool]:
                for group, path in scope.grants]
     if not clauses:
         return sa.false()
-    return sa.and_(HumanTask.status == 'open', HumanTask.is_escalated.is_(True), sa.or_(*clauses))
+    # "= true", not "IS TRUE": PostgreSQL's statistics over the escalation columns together (migration
+    # b1c2d3e4f5a6) apply to comparisons, and a province's queue was otherwise estimated at a handful of rows.
+    return sa.and_(HumanTask.status == 'open', HumanTask.is_escalated == sa.true(), sa.or_(*clauses))
 
 
 # -- effects --------------------------------------------------------------------------------------------

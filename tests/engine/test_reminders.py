@@ -286,6 +286,28 @@ def test_the_migration_gives_escalated_tasks_their_units_path(session: Session, 
     assert queue == [assess.id]
 
 
+@pytest.mark.postgres
+def test_the_planner_counts_a_provinces_escalation_queue(session: Session, assess: HumanTask, org: Org) -> None:
+    # 360 more open tasks of the case, one in ten of them escalated to the city, and as many completed: alone, each
+    # escalation clause keeps about a tenth, and their product would put the queue at a row or none.
+    base = {column: getattr(assess, column) for column in ('instance_id', 'case_id', 'bpmn_id', 'title',
+                                                            'org_unit_id', 'org_path', 'created_dt')}
+    escalated = {'is_escalated': True, 'escalated_to_group': 'supervisor', 'escalated_org_unit_id': org.city.id,
+                 'escalated_org_path': org.city.path}
+    session.execute(sa.insert(HumanTask), [
+        {**base, 'spiff_task_id': f'extra-{n}', 'status': 'completed' if n % 2 else 'open',
+         **(escalated if n % 20 == 0 else {})} for n in range(720)])
+    session.commit()
+    session.execute(sa.text('ANALYZE human_tasks'))
+    scope = load_scope(session, session.scalars(sa.select(User).where(User.username == 'prov_sup')).one())
+    query = sa.select(HumanTask.id).where(escalation_queue_clause(scope))
+    sql = str(query.compile(session.get_bind(), compile_kwargs={'literal_binds': True}))
+    [[plan]] = session.execute(sa.text(f'EXPLAIN (FORMAT JSON) {sql}')).one()
+    actual = len(session.scalars(query).all())
+    assert actual == 36
+    assert actual / 2 <= plan['Plan']['Plan Rows'] <= actual * 2
+
+
 def test_overdue_task_escalates_to_the_city_supervisor_once(session: Session, assess: HumanTask, clock: FrozenClock,
                                                             org: Org, people: dict[str, User]) -> None:
     job = _job(session, assess, None, 'escalation')
