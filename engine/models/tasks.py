@@ -56,6 +56,10 @@ class HumanTask(Base):
         # 升级给我, the 按紧急程度 sort and the colour filter over a city's or province's open tasks.
         sa.Index('ix_human_tasks_open_escalated', 'escalated_to_group', 'escalated_org_path', 'due_dt', 'id',
                  postgresql_where=_ESCALATED, sqlite_where=_ESCALATED),
+        # ... and in due order over a whole province's or city's queue, the unit checked in the index: page 2 of a
+        # province's queue (the keyset's OR is no range) read all 21,856 rows of the index above and sorted them.
+        sa.Index('ix_human_tasks_open_escalated_due', 'escalated_to_group', 'due_dt', 'id', 'escalated_org_path',
+                 postgresql_where=_ESCALATED, sqlite_where=_ESCALATED),
         # In the 按紧急程度 order itself (most urgent first, then soonest due): ascending on priority, only the
         # first key matched, and a city's list was sorted from every open task of the table.
         sa.Index('ix_human_tasks_open_priority', sa.text('priority DESC'), 'due_dt', 'id',
