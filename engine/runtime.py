@@ -82,10 +82,18 @@ _LOCKED = (sa.select(ProcessInstance).where(ProcessInstance.id == sa.bindparam('
 _LOCKED_WITH_STATE = _LOCKED.options(undefer(ProcessInstance.state))
 
 
-def _lock_instance(session: Session, instance_id: int) -> ProcessInstance:
+def lock_instance_row(session: Session, instance_id: int) -> bool:
+    """Take the instance's row lock (SELECT ... FOR UPDATE), the first step of every command and timer job.
+
+    :return: whether the instance exists
+    """
     # The statements are built once: every command runs them. (Building one and its cache key anew cost about as
     # much as running it.)
-    if session.scalar(_LOCK, {'id': instance_id}) is None:
+    return session.scalar(_LOCK, {'id': instance_id}) is not None
+
+
+def _lock_instance(session: Session, instance_id: int) -> ProcessInstance:
+    if not lock_instance_row(session, instance_id):
         raise NotFound('流程实例不存在')
     # Read once the lock is held, so that the command sees what the previous holder committed; the definition,
     # case and unit every command reads come in the same round trip. (Joined to the locking statement itself,

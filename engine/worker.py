@@ -58,6 +58,10 @@ SUSPENDED_RECHECK = timedelta(hours=1)
 #: SpiffWorkflow fires a timer only once "now" is strictly past its due time
 _TIMER_GRACE = timedelta(seconds=1)
 _MAX_ERROR_CHARS = 2000
+#: a claimed job's row lock, if it is still pending and ours, extending our lock; built once (one per job)
+_LOCK_JOB = (sa.update(Job).where(Job.id == sa.bindparam('job_id'), Job.status == 'pending',
+                                  Job.lock_owner == sa.bindparam('owner'))
+             .values(lock_expires_dt=sa.bindparam('until')).returning(Job))
 
 
 class JobPostponed(Exception):
@@ -328,8 +332,7 @@ class Worker:
         and the instance second would deadlock against a user completing a task.
         """
         if claimed.instance_id is not None and session.get_bind().dialect.name == 'postgresql':
-            session.execute(sa.select(ProcessInstance.id).where(ProcessInstance.id == claimed.instance_id)
-                            .with_for_update())
+            runtime.lock_instance_row(session, claimed.instance_id)
 
     def _lock(self, session: Session, claimed: ClaimedJob) -> Job | None:
         """Lock the job row if it is still pending and still ours; None if another worker has it."""
@@ -337,10 +340,8 @@ class Worker:
         # An UPDATE, not a SELECT FOR UPDATE: it takes the row lock on PostgreSQL and the write lock at
         # once on SQLite (a read-then-write transaction there fails if the web server wrote in between),
         # and it extends our lock for the time the job takes.
-        return session.scalars(
-            sa.update(Job).where(Job.id == claimed.id, Job.status == 'pending', Job.lock_owner == self.name)
-            .values(lock_expires_dt=self.now() + self.lock).returning(Job),
-            execution_options={'synchronize_session': False}).one_or_none()
+        return session.scalars(_LOCK_JOB, {'job_id': claimed.id, 'owner': self.name, 'until': self.now() + self.lock},
+                               execution_options={'synchronize_session': False}).one_or_none()
 
     def _locked_for_update(self, session: Session, claimed: ClaimedJob) -> Job | None:
         self._lock_instance_first(session, claimed)  # record_fault may write to the instance
