@@ -10,7 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -60,6 +63,38 @@ def starts_with(column: Any, prefix: str) -> sa.ColumnElement[bool]:
     if last >= 0x10FFFF:
         return sa.and_(column >= prefix, column.startswith(prefix, autoescape=True))
     return sa.and_(column >= prefix, column < prefix[:-1] + chr(last + 1))
+
+
+class _SqliteUnindexed(FunctionElement[Any]):
+    """A column that SQLite's planner may not look up in an index (a unary ``+``); the column itself elsewhere."""
+
+    name = 'sqlite_unindexed'
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(_SqliteUnindexed)
+def _unindexed(element: _SqliteUnindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return compiler.process(column, **kw)
+
+
+@compiles(_SqliteUnindexed, 'sqlite')
+def _unindexed_sqlite(element: _SqliteUnindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return '+' + _unindexed(element, compiler, **kw)
+
+
+def sqlite_unindexed(column: Any) -> sa.ColumnElement[Any]:
+    """``column``, as a term SQLite may filter on but not seek an index by; unchanged on PostgreSQL.
+
+    For a filter SQLite cannot cost: it keeps no statistics of how many rows a range holds, and would read a
+    whole province through a range index and sort it rather than walk an index already in the wanted order.
+    PostgreSQL's statistics tell the two apart, and a range there must stay free to use its index.
+    """
+    return _SqliteUnindexed(column)
 
 
 class Base(DeclarativeBase):

@@ -32,7 +32,7 @@ from engine.reminders import (
     schedule_task_jobs,
     snooze_reminder,
 )
-from engine.tasks import claim_task
+from engine.tasks import claim_task, list_tasks
 from tests.conftest import rerun_migration
 from tests.engine.deadline_support import bj, local, run_due_jobs, set_time, task_jobs
 from tests.fixtures.directory import Org
@@ -286,18 +286,25 @@ def test_the_migration_gives_escalated_tasks_their_units_path(session: Session, 
     assert queue == [assess.id]
 
 
-@pytest.mark.postgres
-def test_the_planner_counts_a_provinces_escalation_queue(session: Session, assess: HumanTask, org: Org) -> None:
-    # 360 more open tasks of the case, one in ten of them escalated to the city, and as many completed: alone, each
-    # escalation clause keeps about a tenth, and their product would put the queue at a row or none.
+def _escalate_to_the_city(session: Session, assess: HumanTask, org: Org) -> list[int]:
+    """360 more open tasks of the case, one in ten of them escalated to the city, and as many completed; return
+    the escalated ones in due order."""
     base = {column: getattr(assess, column) for column in ('instance_id', 'case_id', 'bpmn_id', 'title',
                                                             'org_unit_id', 'org_path', 'created_dt')}
     escalated = {'is_escalated': True, 'escalated_to_group': 'supervisor', 'escalated_org_unit_id': org.city.id,
                  'escalated_org_path': org.city.path}
     session.execute(sa.insert(HumanTask), [
         {**base, 'spiff_task_id': f'extra-{n}', 'status': 'completed' if n % 2 else 'open',
-         **(escalated if n % 20 == 0 else {})} for n in range(720)])
+         'due_dt': now() + timedelta(hours=720 - n), **(escalated if n % 20 == 0 else {})} for n in range(720)])
     session.commit()
+    return list(session.scalars(sa.select(HumanTask.id).where(HumanTask.is_escalated.is_(True))
+                                .order_by(HumanTask.due_dt, HumanTask.id)))
+
+
+@pytest.mark.postgres
+def test_the_planner_counts_a_provinces_escalation_queue(session: Session, assess: HumanTask, org: Org) -> None:
+    # Alone, each escalation clause keeps about a tenth, and their product would put the queue at a row or none.
+    _escalate_to_the_city(session, assess, org)
     session.execute(sa.text('ANALYZE human_tasks'))
     scope = load_scope(session, session.scalars(sa.select(User).where(User.username == 'prov_sup')).one())
     query = sa.select(HumanTask.id).where(escalation_queue_clause(scope))
@@ -306,6 +313,36 @@ def test_the_planner_counts_a_provinces_escalation_queue(session: Session, asses
     actual = len(session.scalars(query).all())
     assert actual == 36
     assert actual / 2 <= plan['Plan']['Plan Rows'] <= actual * 2
+
+
+def test_a_province_walks_its_escalation_queue_in_due_order_and_a_county_reads_its_range(
+        session: Session, assess: HumanTask, org: Org, people: dict[str, User]) -> None:
+    escalated = _escalate_to_the_city(session, assess, org)
+    assert len(escalated) == 36
+    sqlite = session.get_bind().dialect.name == 'sqlite'
+    statements: list[tuple[str, Any]] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        statements.append((statement, parameters))
+
+    for user, expected, index in (('prov_sup', escalated, 'ix_human_tasks_open_escalated_due (escalated_to_group=?)'),
+                                  ('city_sup', escalated, 'ix_human_tasks_open_escalated_due (escalated_to_group=?)'),
+                                  ('county_sup', [], 'ix_human_tasks_open_escalated (escalated_to_group=? AND '
+                                                     'escalated_org_path>? AND escalated_org_path<?)')):
+        scope = load_scope(session, people[user])
+        statements.clear()
+        sa.event.listen(session.get_bind(), 'before_cursor_execute', keep)
+        try:
+            page = list_tasks(session, scope, 'escalated')
+        finally:
+            sa.event.remove(session.get_bind(), 'before_cursor_execute', keep)
+        assert [task.id for task in page.items] == expected
+        if sqlite:  # PostgreSQL chooses by its statistics (test_the_planner_counts_a_provinces_escalation_queue)
+            [(statement, parameters)] = [s for s in statements if 'ORDER BY' in s[0]]
+            plan = [row[3] for row in session.connection().exec_driver_sql(f'EXPLAIN QUERY PLAN {statement}',
+                                                                           parameters)]
+            assert plan == [f'SEARCH human_tasks USING INDEX {index}'] + ([] if index.startswith(
+                'ix_human_tasks_open_escalated_due') else ['USE TEMP B-TREE FOR ORDER BY']), (user, plan)
 
 
 def test_overdue_task_escalates_to_the_city_supervisor_once(session: Session, assess: HumanTask, clock: FrozenClock,
