@@ -37,7 +37,6 @@ import random
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
@@ -54,7 +53,15 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import NullPool
 
-from benchmarks.common import PG_URL, ROOT, Timing, create_postgres_database, measure_interleaved, migrate
+from benchmarks.common import (
+    PG_URL,
+    ROOT,
+    Timing,
+    create_postgres_database,
+    fresh_database,
+    measure_interleaved,
+    migrate,
+)
 from benchmarks.suite import Options, ratio, with_growth
 from benchmarks.suite import Row as SuiteRow
 from config import TestConfig
@@ -679,20 +686,19 @@ def refresh(data: Dataset) -> str:
     return ''
 
 
-_reference_indexes: dict[str, set[str]] = {}
+#: by backend: the migrations create some indexes on PostgreSQL only
+_reference_indexes: dict[str, dict[str, set[str]]] = {}
 
 
 def index_drift(url: str) -> tuple[list[str], list[str]]:
-    """The ``ix_`` indexes of the bulk tables that the migrations create but ``url`` lacks, and the other way
-    round (an index added by hand to try something)."""
-    if not _reference_indexes:
-        with tempfile.TemporaryDirectory() as tmp:
-            reference = f'sqlite:///{tmp}/reference.db'
-            migrate(reference)
-            _reference_indexes.update(_indexes(reference))
-    found = _indexes(url)
-    missing = sorted(n for t in BULK_TABLES for n in _reference_indexes[t] - found[t])
-    extra = sorted(n for t in BULK_TABLES for n in found[t] - _reference_indexes[t])
+    """The ``ix_`` indexes of the bulk tables that the migrations create on ``url``'s backend but ``url`` lacks,
+    and the other way round (an index added by hand to try something)."""
+    backend = sa.engine.make_url(url).get_backend_name()
+    if backend not in _reference_indexes:
+        _reference_indexes[backend] = _indexes(fresh_database(backend))
+    reference, found = _reference_indexes[backend], _indexes(url)
+    missing = sorted(n for t in BULK_TABLES for n in reference[t] - found[t])
+    extra = sorted(n for t in BULK_TABLES for n in found[t] - reference[t])
     return missing, extra
 
 

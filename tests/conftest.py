@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -45,6 +47,22 @@ def rerun_migration(session: Session, revision: str) -> None:
     session.close()
     command.downgrade(cfg, f'{revision}-1')
     command.upgrade(cfg, 'head')
+
+
+@contextmanager
+def executed_statements(session: Session) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL sent to the session's database inside the block, as (statement, parameters) for the driver."""
+    statements: list[tuple[str, Any]] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        statements.append((statement, parameters))
+
+    engine = session.get_bind()
+    sa.event.listen(engine, 'before_cursor_execute', keep)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, 'before_cursor_execute', keep)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

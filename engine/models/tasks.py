@@ -66,6 +66,10 @@ class HumanTask(Base):
                  postgresql_where=_OPEN, sqlite_where=_OPEN),
         sa.Index('ix_human_tasks_open_colour', 'risk_colour', 'due_dt', 'id', postgresql_where=_OPEN,
                  sqlite_where=_OPEN),
+        # The colour filter's count over a county's or a city's tasks, one range of a BitmapOr (PostgreSQL only:
+        # SQLite, which cannot combine indexes for an OR, took it over the index above and sorted the page).
+        sa.Index('ix_human_tasks_open_colour_path', 'risk_colour', 'org_path',
+                 postgresql_where=_OPEN).ddl_if(dialect='postgresql'),
         sa.Index('ix_human_tasks_open_case', 'case_id', postgresql_where=_OPEN, sqlite_where=_OPEN),
         sa.Index('ix_human_tasks_completed_by', 'completed_by_id', 'completed_dt', 'id'),
         # Statistics (engine.statistics): the tasks finished in a period, and those open at a past instant, each

@@ -33,7 +33,7 @@ from engine.reminders import (
     snooze_reminder,
 )
 from engine.tasks import claim_task, list_tasks
-from tests.conftest import rerun_migration
+from tests.conftest import executed_statements, rerun_migration
 from tests.engine.deadline_support import bj, local, run_due_jobs, set_time, task_jobs
 from tests.fixtures.directory import Org
 
@@ -320,22 +320,13 @@ def test_a_province_walks_its_escalation_queue_in_due_order_and_a_county_reads_i
     escalated = _escalate_to_the_city(session, assess, org)
     assert len(escalated) == 36
     sqlite = session.get_bind().dialect.name == 'sqlite'
-    statements: list[tuple[str, Any]] = []
-
-    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        statements.append((statement, parameters))
-
     for user, expected, index in (('prov_sup', escalated, 'ix_human_tasks_open_escalated_due (escalated_to_group=?)'),
                                   ('city_sup', escalated, 'ix_human_tasks_open_escalated_due (escalated_to_group=?)'),
                                   ('county_sup', [], 'ix_human_tasks_open_escalated (escalated_to_group=? AND '
                                                      'escalated_org_path>? AND escalated_org_path<?)')):
         scope = load_scope(session, people[user])
-        statements.clear()
-        sa.event.listen(session.get_bind(), 'before_cursor_execute', keep)
-        try:
+        with executed_statements(session) as statements:
             page = list_tasks(session, scope, 'escalated')
-        finally:
-            sa.event.remove(session.get_bind(), 'before_cursor_execute', keep)
         assert [task.id for task in page.items] == expected
         if sqlite:  # PostgreSQL chooses by its statistics (test_the_planner_counts_a_provinces_escalation_queue)
             [(statement, parameters)] = [s for s in statements if 'ORDER BY' in s[0]]

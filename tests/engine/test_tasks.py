@@ -3,6 +3,7 @@ bulk actions, saved filters and task urgency, through the real engine and databa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from engine.models.users import User
 from engine.profiles import CaseProfile, register_profile
 from engine.services import ServiceContext, _operations, service
 from engine.tasks import TaskFilter
+from tests.conftest import executed_statements
 from tests.fixtures.directory import Org
 from tests.fixtures.engine import ROOT
 
@@ -202,6 +204,30 @@ def test_counts_stop_at_the_cap(session: Session, start: Callable[..., HumanTask
     assert tasks.count_tasks(session, scope, 'group') == 4
     assert tasks.count_tasks(session, scope, 'group', cap=2) == 3  # "2+"
     assert tasks.count_tasks(session, scope, 'group', task_filter=TaskFilter(text='甲某')) == 1
+
+
+@pytest.mark.postgres
+def test_a_supervisors_red_count_reads_the_colour_and_unit_index(session: Session, start: Callable[..., HumanTask],
+                                                                  org: Org, people: dict[str, User]) -> None:
+    # 20,000 open tasks of one case, half in the chief's county, 500 of those red and 5,000 red in the other county:
+    # read in case order (the index that lists the open rows alone) or by colour, most rows read are not counted.
+    task = start('甲某')
+    base = {column: getattr(task, column) for column in ('instance_id', 'case_id', 'bpmn_id', 'title', 'org_unit_id',
+                                                         'candidate_group', 'process_key', 'priority', 'is_minor',
+                                                         'created_dt', 'due_dt')}
+    session.execute(sa.insert(HumanTask), [
+        {**base, 'spiff_task_id': f'extra-{n}', 'status': 'open',
+         'risk_colour': 'red' if n % 40 == 1 or n % 4 == 0 else 'green',
+         'org_path': (org.township if n % 2 else org.other_township).path} for n in range(20_000)])
+    session.commit()
+    session.execute(sa.text('ANALYZE human_tasks'))
+    scope = _scope(session, people['chief'])
+    with executed_statements(session) as statements:
+        count = tasks.count_tasks(session, scope, 'all', task_filter=TaskFilter(risk_colour='red'), cap=10_000)
+    assert count == 500
+    [(statement, parameters)] = [s for s in statements if 'count(' in s[0]]
+    [[plan]] = session.connection().exec_driver_sql(f'EXPLAIN (FORMAT JSON) {statement}', parameters).all()
+    assert 'ix_human_tasks_open_colour_path' in json.dumps(plan)
 
 
 # -- urgency --------------------------------------------------------------------------------------------
