@@ -16,8 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.orm import Session
 
 from engine import audit
@@ -28,9 +31,19 @@ from engine.models.users import User
 __all__ = ['signal_case', 'signal_instance', 'waiting_signals']
 
 
-def waiting_signals(state_owner: Any) -> set[str]:
-    """Names of the signals a restored workflow is waiting for."""
-    return {event.name for event in state_owner.waiting_events() if event.event_type == 'SignalEventDefinition'}
+def waiting_signals(workflow: BpmnWorkflow) -> set[str]:
+    """Names of the signals a restored workflow is waiting for, at a catch event, a boundary event or an
+    event-based gateway (which SpiffWorkflow gives the definitions of the events after it)."""
+    names: set[str] = set()
+    for owner in (workflow, *workflow.subprocesses.values()):
+        for task in owner.tasks.values():
+            definition = getattr(task.task_spec, 'event_definition', None)
+            if task.state != TaskState.WAITING or definition is None:
+                continue
+            definitions = (definition.event_definitions if isinstance(definition, MultipleEventDefinition)
+                           else [definition])
+            names.update(item.name for item in definitions if isinstance(item, SignalEventDefinition))
+    return names
 
 
 def signal_instance(session: Session, instance_id: int, name: str, *, actor: User | None,

@@ -20,6 +20,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
     ErrorEventDefinition,
     EscalationEventDefinition,
 )
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -294,8 +295,28 @@ def _sync_human_tasks(session: Session, instance: ProcessInstance, workflow: Bpm
     return open_rows
 
 
-def _timer_due(task: Task) -> datetime | None:
-    details = task.task_spec.event_definition.details(task)
+def _waiting_timer(task: Task) -> TimerEventDefinition | None:
+    """The timer ``task`` waits for: its own, or an event-based gateway's (SpiffWorkflow moves the definitions of
+    the events after the gateway onto it); None if it waits for none."""
+    if task.state != TaskState.WAITING:
+        return None
+    definition = getattr(task.task_spec, 'event_definition', None)
+    if isinstance(definition, MultipleEventDefinition):
+        definition = next((d for d in definition.event_definitions if isinstance(d, TimerEventDefinition)), None)
+    return definition if isinstance(definition, TimerEventDefinition) else None
+
+
+def _timer_fired(task: Task | None) -> bool:
+    """Whether the timer a pending job was for fired (else it was withdrawn): its event completed, or a cycle moved
+    on to its next time; at an event-based gateway, the timer must be the event the gateway caught."""
+    if task is None or task.state not in (TaskState.COMPLETED, TaskState.WAITING):
+        return False
+    caught = task.internal_data.get('seen_events')
+    return caught is None or any(isinstance(event.event_definition, TimerEventDefinition) for event in caught)
+
+
+def _timer_due(task: Task, timer: TimerEventDefinition) -> datetime | None:
+    details = timer.details(task)
     value = details.value
     if isinstance(value, dict):
         value = value.get('next')
@@ -315,20 +336,19 @@ def _sync_timer_jobs(session: Session, instance: ProcessInstance, workflow: Bpmn
     a supervisor cancelled stays cancelled.
     """
     wanted: dict[str, tuple[datetime, Task]] = {}
-    states: dict[str, int] = {}
+    tasks: dict[str, Task] = {}
     for task in all_tasks(workflow):
-        states[str(task.id)] = task.state
-        if task.state == TaskState.WAITING and isinstance(getattr(task.task_spec, 'event_definition', None),
-                                                          TimerEventDefinition):
-            due = _timer_due(task)
-            if due is not None:
-                wanted[f'timer:{instance.id}:{task.id}:{due.isoformat()}'] = (due, task)
+        tasks[str(task.id)] = task
+        timer = _waiting_timer(task)
+        due = _timer_due(task, timer) if timer is not None else None
+        if due is not None:
+            wanted[f'timer:{instance.id}:{task.id}:{due.isoformat()}'] = (due, task)
     existing = session.scalars(_PENDING_TIMERS, {'id': instance.id}).all()
     pending: list[datetime] = []
     for job in existing:
         if wanted.pop(job.key, None) is None:
-            # The key is timer:{instance}:{task}:{due}; the task's state tells "fired" from "withdrawn".
-            fired = states.get(job.key.split(':', 3)[2]) in (TaskState.COMPLETED, TaskState.WAITING)
+            # The key is timer:{instance}:{task}:{due}; the task tells "fired" from "withdrawn".
+            fired = _timer_fired(tasks.get(job.key.split(':', 3)[2]))
             job.status, job.done_dt = ('done' if fired else 'cancelled'), now()
         else:
             pending.append(job.due_dt)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine import runtime
 from engine.access import load_scope
 from engine.clock import LOCAL_ZONE, FrozenClock
+from engine.messages import signal_case, waiting_signals
 from engine.models.cases import Case
 from engine.models.definitions import ProcessDefinition
 from engine.models.instances import ProcessInstance
@@ -92,6 +93,33 @@ def test_intermediate_duration_timer_waits_then_fires(session: Session, start: S
     fresh = _refresh(session, instance)
     assert fresh.status == 'running' and fresh.next_timer_dt is None
     assert _tasks(session, instance) == [('follow_up', 'open')]
+    assert worker.run_once() == 0
+
+
+def test_timer_after_an_event_based_gateway_fires_and_takes_its_branch(session: Session, start: Starter,
+                                                                        clock: FrozenClock, worker: Worker) -> None:
+    _, instance = start('timer_event_gateway')
+    due = clock.now() + timedelta(days=3)
+    [job] = _jobs(session, instance)
+    assert (job.status, job.due_dt) == ('pending', due) and instance.next_timer_dt == due
+    assert waiting_signals(runtime.restore_workflow(session, instance)[0]) == {'tests.withdrawn'}
+    clock.advance(timedelta(days=3, minutes=1))
+    assert worker.run_once() == 1
+    [job] = _jobs(session, instance)
+    assert job.status == 'done' and _refresh(session, instance).next_timer_dt is None
+    assert _tasks(session, instance) == [('follow_up', 'open')]
+
+
+def test_the_other_event_at_the_gateway_withdraws_its_timer(session: Session, start: Starter,
+                                                            clock: FrozenClock, worker: Worker) -> None:
+    case, instance = start('timer_event_gateway')
+    assert signal_case(session, case, 'tests.withdrawn', actor=None) == [instance.id]
+    session.commit()
+    [job] = _jobs(session, instance)
+    assert job.status == 'cancelled'  # withdrawn, not fired
+    fresh = _refresh(session, instance)
+    assert fresh.status == 'completed' and fresh.next_timer_dt is None and _tasks(session, instance) == []
+    clock.advance(timedelta(days=4))
     assert worker.run_once() == 0
 
 
