@@ -7,7 +7,9 @@ import sqlalchemy as sa
 
 from engine.errors import ValidationFailed
 from engine.models.audit import AuditEvent
-from engine.models.cases import Document
+from engine.models.cases import Case, Document
+from engine.models.jobs import Job
+from engine.models.tasks import HumanTask
 from tests.workflows.corrections.conftest import Corrections
 
 
@@ -204,3 +206,58 @@ def test_death_terminates(corrections: Corrections) -> None:
                'lsj_officer', case)
     case = c.case(case)
     assert case.status == 'closed' and case.outcome == '死亡'
+
+
+def _die(c: Corrections, case: Case, on: str) -> None:
+    c.start('corrections_release', {'case_id': case.id, 'reason': '死亡', 'event_on': on})
+    c.complete('terminate', {'event_on': on, 'termination_notes': '家属报告因病死亡'}, 'lsj_officer', case)
+    c.complete('notify_termination', {'notified_on': on, 'notified_bodies': '法院、检察院、公安'}, 'lsj_officer', case)
+    assert c.case(case).outcome == '死亡'
+
+
+def _expiry_release_is_over(c: Corrections, case: Case) -> None:
+    """The release on expiry ended with the case: no timer of its own left pending, no task of its own open."""
+    [expiry, _] = c.instances(case, 'corrections_release')
+    assert expiry.status == 'completed' and expiry.next_timer_dt is None
+    assert not c.session.scalars(sa.select(Job).where(Job.instance_id == expiry.id, Job.status == 'pending')).all()
+    assert not c.session.scalars(sa.select(HumanTask).where(HumanTask.instance_id == expiry.id,
+                                                            HumanTask.status == 'open')).all()
+
+
+def test_death_before_the_appraisal_ends_the_release_on_expiry(corrections: Corrections) -> None:
+    c = corrections
+    case = c.receive()
+    [expiry] = c.instances(case, 'corrections_release')
+    assert expiry.status == 'waiting' and expiry.next_timer_dt is not None  # for 期满前 30 日
+    _die(c, case, '2025-12-01')
+    _expiry_release_is_over(c, case)
+    [timer] = c.session.scalars(sa.select(Job).where(Job.instance_id == expiry.id, Job.kind == 'timer')).all()
+    assert timer.status == 'cancelled'  # withdrawn by the termination, not fired
+
+
+def test_death_during_the_appraisal_withdraws_it(corrections: Corrections) -> None:
+    c = corrections
+    case = c.receive()
+    c.clock.set(c.clock.now().replace(year=2026, month=8, day=26, hour=2))
+    c.advance(minutes=1)
+    appraisal = c.task('appraisal', case)
+    _die(c, case, '2026-08-28')
+    _expiry_release_is_over(c, case)
+    assert c.session.get(HumanTask, appraisal.id).status == 'cancelled'  # type: ignore[union-attr]
+    assert 'appraisal' not in c.queue('lsj_staff')
+
+
+def test_death_between_the_appraisal_and_the_expiry_day_declares_no_release(corrections: Corrections) -> None:
+    c = corrections
+    case = c.receive()
+    c.clock.set(c.clock.now().replace(year=2026, month=8, day=26, hour=2))
+    c.advance(minutes=1)
+    c.complete('appraisal', {'self_summary_received': True, 'performance': '表现良好', 'appraisal_opinion': '遵纪守法',
+                             'community_opinion': '同意解除', 'resettlement_handover': '已衔接安置帮教'},
+               'lsj_staff', case)
+    _die(c, case, '2026-09-10')
+    _expiry_release_is_over(c, case)
+    c.clock.set(c.clock.now().replace(month=9, day=24, hour=0))
+    c.advance(minutes=1)  # the expiry day passes: nothing waits for it any more
+    assert c.open_tasks(case) == []
+    assert not c.session.scalars(sa.select(Document).where(Document.title == '解除社区矫正证明书')).all()
