@@ -214,7 +214,7 @@ class AgeStory:
         self.month = month
         # A day past each case's monthly due date, so that month's report timer has fallen due.
         warmup_moment = datetime.combine(add_months(date(2025, 9, 27), month), START.timetz())
-        if month <= self.warmup_months + 1:  # one month more: the closed case's last timer fires untimed
+        if month <= self.warmup_months + 1:  # one month more, untimed: whatever the closed case left due
             self.timing = False
             self.clock.set(warmup_moment)
             if month <= self.warmup_months:

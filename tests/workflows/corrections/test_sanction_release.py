@@ -235,6 +235,18 @@ def test_death_before_the_appraisal_ends_the_release_on_expiry(corrections: Corr
     assert timer.status == 'cancelled'  # withdrawn by the termination, not fired
 
 
+def test_death_leaves_nothing_of_the_case_waiting(corrections: Corrections) -> None:
+    c = corrections
+    case = c.receive()
+    [report] = c.instances(case, 'corrections_report')
+    assert report.status == 'waiting' and report.next_timer_dt is not None  # for the next 定期报告
+    _die(c, case, '2025-12-01')
+    instances = c.instances(case)
+    assert {i.status for i in instances} == {'completed'} and {i.next_timer_dt for i in instances} == {None}
+    assert not c.session.scalars(sa.select(Job).where(Job.instance_id.in_([i.id for i in instances]),
+                                                      Job.status == 'pending')).all()
+
+
 def test_death_during_the_appraisal_withdraws_it(corrections: Corrections) -> None:
     c = corrections
     case = c.receive()
