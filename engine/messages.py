@@ -18,15 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
-from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
-from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.orm import Session
 
 from engine import audit
 from engine.models.cases import Case
 from engine.models.instances import ProcessInstance
 from engine.models.users import User
+from engine.runtime import _lock_instance, _settle, all_tasks, restore_workflow, waited_events
 
 __all__ = ['signal_case', 'signal_instance', 'waiting_signals']
 
@@ -34,16 +33,8 @@ __all__ = ['signal_case', 'signal_instance', 'waiting_signals']
 def waiting_signals(workflow: BpmnWorkflow) -> set[str]:
     """Names of the signals a restored workflow is waiting for, at a catch event, a boundary event or an
     event-based gateway (which SpiffWorkflow gives the definitions of the events after it)."""
-    names: set[str] = set()
-    for owner in (workflow, *workflow.subprocesses.values()):
-        for task in owner.tasks.values():
-            definition = getattr(task.task_spec, 'event_definition', None)
-            if task.state != TaskState.WAITING or definition is None:
-                continue
-            definitions = (definition.event_definitions if isinstance(definition, MultipleEventDefinition)
-                           else [definition])
-            names.update(item.name for item in definitions if isinstance(item, SignalEventDefinition))
-    return names
+    return {event.name for task in all_tasks(workflow) for event in waited_events(task)
+            if isinstance(event, SignalEventDefinition)}
 
 
 def signal_instance(session: Session, instance_id: int, name: str, *, actor: User | None,
@@ -52,10 +43,6 @@ def signal_instance(session: Session, instance_id: int, name: str, *, actor: Use
 
     :param payload: data merged into the catching event's task data
     """
-    # The runtime's command steps, used as one more command; importing them here keeps runtime.py the
-    # only place that knows how a command is put together.
-    from engine.runtime import _lock_instance, _settle, restore_workflow
-
     instance = _lock_instance(session, instance_id)
     if instance.status in ('completed', 'suspended'):
         return False

@@ -295,15 +295,20 @@ def _sync_human_tasks(session: Session, instance: ProcessInstance, workflow: Bpm
     return open_rows
 
 
-def _waiting_timer(task: Task) -> TimerEventDefinition | None:
-    """The timer ``task`` waits for: its own, or an event-based gateway's (SpiffWorkflow moves the definitions of
-    the events after the gateway onto it); None if it waits for none."""
+def waited_events(task: Task) -> list[Any]:
+    """The event definitions ``task`` waits for: its own, or at an event-based gateway those of the events after
+    it (SpiffWorkflow moves them onto the gateway); none unless it is waiting."""
     if task.state != TaskState.WAITING:
-        return None
+        return []
     definition = getattr(task.task_spec, 'event_definition', None)
     if isinstance(definition, MultipleEventDefinition):
-        definition = next((d for d in definition.event_definitions if isinstance(d, TimerEventDefinition)), None)
-    return definition if isinstance(definition, TimerEventDefinition) else None
+        return list(definition.event_definitions)
+    return [] if definition is None else [definition]
+
+
+def _waiting_timer(task: Task) -> TimerEventDefinition | None:
+    """The timer ``task`` waits for, if any."""
+    return next((d for d in waited_events(task) if isinstance(d, TimerEventDefinition)), None)
 
 
 def _timer_fired(task: Task | None) -> bool:
