@@ -395,9 +395,14 @@ def visible_open_tasks_clause(scope: Scope) -> sa.ColumnElement[bool]:
                                        for term in terms)))
 
 
+def is_wide_path(path: str) -> bool:
+    """Whether ``path`` is a province's or a city's: the tasks under it are a large share of all tasks."""
+    return path.count('/') <= WIDE_SUBTREE_DEPTH
+
+
 def has_wide_reach(scope: Scope) -> bool:
     """Whether ``scope`` supervises a city or a province: its to-do lists are a large share of all tasks."""
-    return any(path.count('/') <= WIDE_SUBTREE_DEPTH for path in scope.supervisor_paths)
+    return any(is_wide_path(path) for path in scope.supervisor_paths)
 
 
 def _candidate_terms(scope: Scope, grants: Iterable[tuple[str, str]]) -> list[sa.ColumnElement[bool]]:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from engine import audit, mail
-from engine.access import Scope, not_minor_task_clause, sees_minors_from
+from engine.access import Scope, is_wide_path, not_minor_task_clause, sees_minors_from
 from engine.calendar import WorkCalendar, ancestor_ids, load_calendar
 from engine.clock import LOCAL_ZONE, get_clock, now
 from engine.db import sqlite_unindexed, starts_with
@@ -186,10 +186,6 @@ def escalation_queue_clause(scope: Scope) -> sa.ColumnElement[bool]:
     return sa.and_(HumanTask.status == 'open', HumanTask.is_escalated == sa.true(), sa.or_(*clauses))
 
 
-#: grants this near the root of the tree (a province, a city) read their escalation queue in due order
-WIDE_GRANT_DEPTH = 2
-
-
 def _escalation_path(grant_path: str) -> sa.ColumnElement[Any]:
     """The escalation unit's path column as a grant at ``grant_path`` should filter on it.
 
@@ -199,7 +195,7 @@ def _escalation_path(grant_path: str) -> sa.ColumnElement[Any]:
     that range reads at once. PostgreSQL's statistics tell the two apart by themselves (migration b1c2d3e4f5a6).
     """
     column = HumanTask.escalated_org_path.expression
-    return sqlite_unindexed(column) if grant_path.count('/') - 1 <= WIDE_GRANT_DEPTH else column
+    return sqlite_unindexed(column) if is_wide_path(grant_path) else column
 
 
 # -- effects --------------------------------------------------------------------------------------------

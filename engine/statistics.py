@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from engine.access import WIDE_SUBTREE_DEPTH
+from engine.access import is_wide_path
 from engine.clock import LOCAL_ZONE, now
 from engine.db import starts_with
 from engine.definitions import process_bundle
@@ -561,7 +561,7 @@ def _tasks_open(session: Session, path: str, as_of: datetime) -> list[sa.Row[Any
     # Grouping by an expression rather than the column keeps SQLite from walking a path-ordered index of
     # every open task to save itself the sort; ``|| ''`` also keeps the path out of index selection.
     loose = HumanTask.org_path.concat('')
-    wide = path.count('/') <= WIDE_SUBTREE_DEPTH
+    wide = is_wide_path(path)
     return [*part(loose if wide else HumanTask.org_path, HumanTask.status == 'open', HumanTask.created_dt < as_of),
             *part(loose, HumanTask.completed_dt >= as_of, HumanTask.created_dt < as_of)]
 
