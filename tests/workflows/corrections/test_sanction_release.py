@@ -140,12 +140,21 @@ def test_sentence_reduction_moves_the_release(corrections: Corrections) -> None:
     assert c.instances(case, 'corrections_release')[0].status == 'completed'  # superseded: ended quietly
 
 
-def _to_expiry(c: Corrections, case: object) -> None:
+def _to_appraisal(c: Corrections) -> None:
+    """To 期满前 30 日 of the default term (ending 2026-09-24): the appraisal falls due."""
     c.clock.set(c.clock.now().replace(year=2026, month=8, day=26, hour=2))
     c.advance(minutes=1)
+
+
+def _appraise(c: Corrections, case: object) -> None:
     c.complete('appraisal', {'self_summary_received': True, 'performance': '表现良好', 'appraisal_opinion': '遵纪守法',
                              'community_opinion': '同意解除', 'resettlement_handover': '已衔接安置帮教'},
                'lsj_staff', case)
+
+
+def _to_expiry(c: Corrections, case: object) -> None:
+    _to_appraisal(c)
+    _appraise(c, case)
     c.clock.set(c.clock.now().replace(month=9, day=24, hour=0))
     c.advance(minutes=1)
 
@@ -250,8 +259,7 @@ def test_death_leaves_nothing_of_the_case_waiting(corrections: Corrections) -> N
 def test_death_during_the_appraisal_withdraws_it(corrections: Corrections) -> None:
     c = corrections
     case = c.receive()
-    c.clock.set(c.clock.now().replace(year=2026, month=8, day=26, hour=2))
-    c.advance(minutes=1)
+    _to_appraisal(c)
     appraisal = c.task('appraisal', case)
     _die(c, case, '2026-08-28')
     _expiry_release_is_over(c, case)
@@ -262,11 +270,8 @@ def test_death_during_the_appraisal_withdraws_it(corrections: Corrections) -> No
 def test_death_between_the_appraisal_and_the_expiry_day_declares_no_release(corrections: Corrections) -> None:
     c = corrections
     case = c.receive()
-    c.clock.set(c.clock.now().replace(year=2026, month=8, day=26, hour=2))
-    c.advance(minutes=1)
-    c.complete('appraisal', {'self_summary_received': True, 'performance': '表现良好', 'appraisal_opinion': '遵纪守法',
-                             'community_opinion': '同意解除', 'resettlement_handover': '已衔接安置帮教'},
-               'lsj_staff', case)
+    _to_appraisal(c)
+    _appraise(c, case)
     _die(c, case, '2026-09-10')
     _expiry_release_is_over(c, case)
     c.clock.set(c.clock.now().replace(month=9, day=24, hour=0))
