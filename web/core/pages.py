@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
@@ -29,6 +30,21 @@ def safe_path(target: str | None) -> str | None:
         return None
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else None
+
+
+#: an id no table reaches, built into a URL once to find where the id goes
+_ID_MARK = 918273645546372819
+
+
+def id_urls(endpoint: str, key: str) -> Callable[[int], str]:
+    """``url_for(endpoint, **{key: id})`` for many ids at the cost of one call.
+
+    A to-do page links each of its fifty rows two or three times; routing builds each link in about 15 µs,
+    splicing the id into a URL built once takes a tenth of that. The endpoint's ``key`` must be an ``int``
+    converter (digits only, nothing to quote).
+    """
+    head, tail = url_for(endpoint, **{key: _ID_MARK}).split(str(_ID_MARK))
+    return lambda value: f'{head}{int(value)}{tail}'
 
 
 class PageView(BaseView):

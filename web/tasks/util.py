@@ -50,8 +50,8 @@ from web.core.forms import (
     submitted_values,
     widgets,
 )
-from web.core.pages import translate
-from web.core.templating import list_separator
+from web.core.pages import id_urls, translate
+from web.core.templating import DueStatus, due_status, list_separator
 from workflows.shared.id_numbers import mask_id_number
 from workflows.shared.sensitive import looks_like_id_number
 
@@ -401,7 +401,7 @@ def delegation_text(task: HumanTask, me: int) -> str | None:
 
 @dataclass(frozen=True)
 class TaskRow:
-    """A row of the to-do list: the task and what the row says about it."""
+    """A row of the to-do list: the task, what the row says about it and where its links go."""
 
     task: HumanTask
     process: str
@@ -409,6 +409,12 @@ class TaskRow:
     delegation: str | None
     may_claim: bool
     may_complete: bool
+    #: the due time in words (None for a finished task or one without a due time)
+    due: DueStatus | None
+    task_url: str
+    case_url: str
+    #: where 认领 posts, when the reader may claim
+    claim_url: str | None
 
     @property
     def is_alarm(self) -> bool:
@@ -426,12 +432,17 @@ def task_rows(session: Session, scope: Scope, tasks: Sequence[HumanTask],
     """The rows of ``tasks``, their cases, units and people loaded in a few queries."""
     prefetch(session, tasks)
     groups = group_names(session, (t.candidate_group for t in tasks))
+    task_url, case_url = id_urls('tasks.show_task', 'task_id'), id_urls('cases.show_case', 'case_id')
+    claim_url = id_urls('tasks.claim_task', 'task_id')
     rows = []
     for task in tasks:
         holder = task.assignee.display_name if task.assignee else groups.get(task.candidate_group or '',
                                                                               task.candidate_group or '')
+        may_claim = scope.can_claim(task)
         rows.append(TaskRow(task, processes.get(task.process_key, task.process_key), holder,
-                            delegation_text(task, scope.user_id), scope.can_claim(task), scope.can_complete(task)))
+                            delegation_text(task, scope.user_id), may_claim, scope.can_complete(task),
+                            due_status(task) if task.is_open else None, task_url(task.id), case_url(task.case_id),
+                            claim_url(task.id) if may_claim else None))
     return rows
 
 
