@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import gc
 import hashlib
 import itertools
 import json
@@ -1050,10 +1049,11 @@ def time_scenario(backend: str, client: FlaskClient, headers: dict[str, str], co
 def measure_backend(data: Dataset, sampling: Sampling, only: set[str] | None) -> list[Result]:
     """Every scenario of every representative user on one backend."""
     from web.app import create_app
+    from web.core.collector import settle_collector
 
     set_clock(FrozenClock(data.reference.replace(tzinfo=UTC)))
     app = create_app(TestConfig(data.url))
-    gc.freeze()  # as each gunicorn worker does once the app is loaded (deploy/gunicorn.conf.py)
+    settle_collector()  # as each gunicorn worker does once the app is loaded (deploy/gunicorn.conf.py)
     bare_engine = create_db_engine(data.url)
     factory = create_session_factory(bare_engine)
     results = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import re
 import signal
@@ -29,6 +28,7 @@ from engine.events import create_client
 from engine.lint import ValidationReport
 from engine.models.org_units import OrgUnit
 from engine.worker import Worker
+from web.core.collector import settle_collector
 from web.core.database import session_factory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,7 +213,7 @@ def worker_command(once: bool, batch: int, name: str | None) -> None:
         return
     stop = threading.Event()
     _stop_on_signals(stop)
-    gc.freeze()  # the start-up objects, out of the collector's full passes (as deploy/gunicorn.conf.py does)
+    settle_collector()  # as deploy/gunicorn.conf.py does
     worker.run_forever(stop)
 
 
