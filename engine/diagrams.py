@@ -36,7 +36,7 @@ from engine.models.definitions import ProcessDefinition
 from engine.models.instances import ProcessInstance
 from engine.models.jobs import Job
 from engine.models.tasks import HumanTask
-from engine.runtime import all_tasks, restore_workflow
+from engine.runtime import all_tasks, restore_workflow, waited_events
 from engine.specs import BPMN_NS
 
 __all__ = ['ActiveStep', 'InstanceDiagram', 'StepTime', 'instance_diagram', 'step_times']
@@ -151,12 +151,13 @@ def _active_kind(task: Task) -> str | None:
         return 'user_task'
     if task.state == TaskState.STARTED and isinstance(spec, SubWorkflowTask):
         return 'subprocess'
-    event = getattr(spec, 'event_definition', None)
-    if task.state != TaskState.WAITING or event is None:
+    # At an event-based gateway, whichever of its events comes first: "three days or withdrawn" waits on a timer.
+    events = waited_events(task)
+    if not events:
         return None
-    if isinstance(event, TimerEventDefinition):
+    if any(isinstance(event, TimerEventDefinition) for event in events):
         return 'timer'
-    return 'message' if isinstance(event, MessageEventDefinition) else 'event'
+    return 'message' if any(isinstance(event, MessageEventDefinition) for event in events) else 'event'
 
 
 def _sequence_flows(definition: ProcessDefinition) -> FlowMap:

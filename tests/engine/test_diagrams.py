@@ -150,6 +150,15 @@ def test_subprocess_parallel_branches_and_timers(session: Session, session_facto
                                   'f_notify_join', 'f_end'}
 
 
+def test_an_event_based_gateway_waits_on_its_timer(session: Session, session_factory: sessionmaker[Session],
+                                                   org: Org, people: dict[str, User],
+                                                   deploy_file: Callable[[str], ProcessDefinition]) -> None:
+    deploy_file('tests/engine/bpmn/timer_event_gateway.bpmn')
+    instance_id, tasks = _start(session, 'timer_event_gateway', {}, people['staff'], org)
+    assert tasks == []
+    assert _diagram(session_factory, instance_id).active == (ActiveStep('await', '三日或撤回', 'timer'),)
+
+
 def test_time_spent_per_step_adds_up_every_pass(session: Session, session_factory: sessionmaker[Session],
                                                 clock: FrozenClock, org: Org, people: dict[str, User],
                                                 deploy_file: Callable[[str], ProcessDefinition]) -> None:
