@@ -115,6 +115,23 @@ def test_text_filter_matches_number_prefix_name_prefix_and_exact_id_number(
     assert found('张') == set()
 
 
+def test_an_id_number_search_checks_visibility_on_that_persons_tasks_alone(
+        session: Session, start: Callable[..., HumanTask], org: Org, people: dict[str, User]) -> None:
+    here = start('王小明', id_number=ID_NUMBER)
+    start('王小明', id_number=ID_NUMBER, unit=org.other_township)  # the same person, in a county not the chief's
+    start('李四')
+    scope = _scope(session, people['chief'])  # supervisor of the first county: the union of index ranges
+    with executed_statements(session) as statements:
+        listed = _ids(tasks.list_tasks(session, scope, 'all', task_filter=TaskFilter(text=ID_NUMBER)))
+        counts = tasks.count_views(session, scope, ['overdue', 'all'], task_filter=TaskFilter(text=ID_NUMBER))
+    assert listed == [here.id] and counts == {'overdue': 0, 'all': 1}
+    # The person's own tasks are checked against the chief's terms; no union of every task of the county first.
+    assert not [sql for sql, _ in statements if 'UNION' in sql.upper()]
+    with executed_statements(session) as statements:
+        assert len(_ids(tasks.list_tasks(session, scope, 'all', task_filter=TaskFilter(text='王')))) == 1
+    assert [sql for sql, _ in statements if 'UNION' in sql.upper()]
+
+
 def test_filters_by_process_stage_unit_colour_and_dates(session: Session, start: Callable[..., HumanTask],
                                                         org: Org, clock: FrozenClock,
                                                         people: dict[str, User]) -> None:
