@@ -157,8 +157,8 @@ def test_counts_stop_at_the_cap(client_for: Clients, todo: Todo, monkeypatch: py
     assert limits and set(limits) == {2}  # every count was asked to stop at the cap
 
 
-def test_a_supervisors_wide_tabs_are_counted_after_the_page(client_for: Clients, todo: Todo, org: Org, chief: User,
-                                                             create_member: Callable[..., User]) -> None:
+def test_wide_tabs_of_a_supervisor_or_county_officer_are_counted_after_the_page(
+        client_for: Clients, todo: Todo, org: Org, chief: User, create_member: Callable[..., User]) -> None:
     todo.check('谢某某', '2025-09-09', colour='red')  # overdue since 2025-09-23
     todo.check('李某某', '2025-09-16', colour='green')
     create_member('city_chief', 'supervisor', org.city)
@@ -172,10 +172,11 @@ def test_a_supervisors_wide_tabs_are_counted_after_the_page(client_for: Clients,
     assert url.startswith('/api/v1/tasks/counts') and dict(parse_qsl(url.split('?')[1])) == {'risk_colour': 'red'}
     counts = client.get(url).get_json()['counts']
     assert {view: counts[view] for view in DEFERRED_VIEWS} == {'due_soon': 0, 'overdue': 1, 'escalated': 0, 'all': 1}
-    # A county's supervisor too; someone who supervises nothing has every count in the page, and nothing is left
-    # for a script to ask.
-    assert {view for view, count in _tabs(_doc(client_for('chief'), '/tasks')).items() if count == '…'} == \
-        set(DEFERRED_VIEWS)
+    # A county's supervisor too, and a county officer, whose "all" is every open task of the county; township
+    # staff have every count in the page, and nothing is left for a script to ask.
+    for reader in ('chief', 'officer'):
+        assert {view for view, count in _tabs(_doc(client_for(reader), '/tasks')).items() if count == '…'} == \
+            set(DEFERRED_VIEWS)
     staff = _doc(client_for('staff'), '/tasks?risk_colour=red')
     assert '…' not in _tabs(staff).values()
     assert staff.xpath('//nav[contains(@class, "tabs")]')[0].get('data-counts-url') is None

@@ -25,9 +25,14 @@ Clients = Callable[[str], FlaskClient]
 
 
 def _counts(client: FlaskClient) -> dict[str, int]:
+    """The tabs' counts: those in the page, and those a wide reader's page leaves to its script (``…``) from the
+    URL the script reads them from."""
     doc = page(client.get('/tasks'))
-    tabs = doc.xpath('//nav[contains(@class, "tabs")]/a')
-    return {tab.get('href').split('view=')[1]: int(tab.xpath('.//span[@class="count"]')[0].text) for tab in tabs}
+    [nav] = doc.xpath('//nav[contains(@class, "tabs")]')
+    shown = {tab.get('href').split('view=')[1]: tab.xpath('.//span[@class="count"]')[0].text
+             for tab in nav.xpath('./a')}
+    later = client.get(nav.get('data-counts-url')).get_json()['counts'] if '…' in shown.values() else {}
+    return {view: int(later[view] if text == '…' else text) for view, text in shown.items()}
 
 
 def _field(doc: object, field_id: str) -> object:

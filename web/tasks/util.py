@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import runtime
 from engine import tasks as engine_tasks
-from engine.access import NON_CASE_ROLES, Scope, path_filter
+from engine.access import COUNTY_DEPTH, NON_CASE_ROLES, Scope, path_filter
 from engine.calendar import preload_calendars
 from engine.clock import LOCAL_ZONE
 from engine.definitions import process_bundle
@@ -234,7 +234,7 @@ class ListState:
         return ListState(self.view, {}, self.sort)
 
 
-#: the views over the caller's whole reach, counted after the page for a supervisor (see view_counts)
+#: the views over the caller's whole reach, counted after the page for a wide reader (see defers_counts)
 DEFERRED_VIEWS = ('due_soon', 'overdue', 'escalated', 'all')
 
 
@@ -256,6 +256,13 @@ def view_counts(session: Session, scope: Scope, task_filter: TaskFilter | None, 
     counts: dict[str, int | None] = dict.fromkeys(VIEWS)
     counts.update(count_views(session, scope, views, task_filter=task_filter, cap=cap))
     return counts
+
+
+def defers_counts(scope: Scope) -> bool:
+    """Whether the page leaves the views over the reader's whole reach to its script (see :func:`view_counts`):
+    for a supervisor anywhere, and for anyone whose case work reaches a whole county or more (a county
+    officer's "all" is every open task of the county)."""
+    return bool(scope.supervisor_paths) or any(path.count('/') <= COUNTY_DEPTH for path in scope.case_paths)
 
 
 def counts_url(state: ListState) -> str:

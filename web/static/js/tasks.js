@@ -23,8 +23,8 @@ document.addEventListener('DOMContentLoaded', function () {
   update();
 });
 
-// For a supervisor the tabs over the whole reach are counted after the page: the server leaves them
-// as "…" and names the counts endpoint (the same filters); a failed request leaves them so.
+// For a supervisor or a county officer the tabs over the whole reach are counted after the page: the server
+// leaves them as "…" and names the counts endpoint (the same filters); a failed request leaves them so.
 document.addEventListener('DOMContentLoaded', function () {
   var nav = document.querySelector('[data-counts-url]');
   if (!nav || !window.fetch) { return; }
