@@ -402,6 +402,11 @@ def is_wide_path(path: str) -> bool:
     return path.count('/') <= WIDE_SUBTREE_DEPTH
 
 
+def reaches_a_county(path: str) -> bool:
+    """Whether ``path`` is a county's or above it: the tasks under it are every open task of a county or more."""
+    return path.count('/') <= COUNTY_DEPTH
+
+
 def has_wide_reach(scope: Scope) -> bool:
     """Whether ``scope`` supervises a city or a province: its to-do lists are a large share of all tasks."""
     return any(is_wide_path(path) for path in scope.supervisor_paths)

@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import runtime
 from engine import tasks as engine_tasks
-from engine.access import COUNTY_DEPTH, NON_CASE_ROLES, Scope, path_filter
+from engine.access import NON_CASE_ROLES, Scope, path_filter, reaches_a_county
 from engine.calendar import preload_calendars
 from engine.clock import LOCAL_ZONE
 from engine.definitions import process_bundle
@@ -262,7 +262,7 @@ def defers_counts(scope: Scope) -> bool:
     """Whether the page leaves the views over the reader's whole reach to its script (see :func:`view_counts`):
     for a supervisor anywhere, and for anyone whose case work reaches a whole county or more (a county
     officer's "all" is every open task of the county)."""
-    return bool(scope.supervisor_paths) or any(path.count('/') <= COUNTY_DEPTH for path in scope.case_paths)
+    return bool(scope.supervisor_paths) or any(reaches_a_county(path) for path in scope.case_paths)
 
 
 def counts_url(state: ListState) -> str:
