@@ -414,7 +414,6 @@ class TaskRow:
     process: str
     holder: str
     delegation: str | None
-    may_claim: bool
     may_complete: bool
     #: the due time in words (None for a finished task or one without a due time)
     due: DueStatus | None
@@ -422,6 +421,11 @@ class TaskRow:
     case_url: str
     #: where 认领 posts, when the reader may claim
     claim_url: str | None
+
+    @property
+    def may_claim(self) -> bool:
+        """Whether the reader may claim the task (the row has somewhere to post 认领)."""
+        return self.claim_url is not None
 
     @property
     def is_alarm(self) -> bool:
@@ -445,11 +449,10 @@ def task_rows(session: Session, scope: Scope, tasks: Sequence[HumanTask],
     for task in tasks:
         holder = task.assignee.display_name if task.assignee else groups.get(task.candidate_group or '',
                                                                               task.candidate_group or '')
-        may_claim = scope.can_claim(task)
         rows.append(TaskRow(task, processes.get(task.process_key, task.process_key), holder,
-                            delegation_text(task, scope.user_id), may_claim, scope.can_complete(task),
+                            delegation_text(task, scope.user_id), scope.can_complete(task),
                             due_status(task) if task.is_open else None, task_url(task.id), case_url(task.case_id),
-                            claim_url(task.id) if may_claim else None))
+                            claim_url(task.id) if scope.can_claim(task) else None))
     return rows
 
 
