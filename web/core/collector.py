@@ -8,7 +8,7 @@ import gc
 #: default is 700). A to-do page holds about 5,000 while it renders (its rows' ORM objects, the filter bar's
 #: choices): at 700 the collector ran seven times a page, each time moving what the page still held into the older
 #: generations, and walked the whole heap every 17 pages. At 10,000, on a province supervisor's page at a million
-#: tasks: 1.0 → 0.15 ms of collection a page, p95 38.8 → 36.0 ms. Python 3.13 and later raise it themselves.
+#: tasks: 1.0 → 0.15 ms of collection a page, p95 38.8 → 36.0 ms.
 YOUNG_GENERATION_THRESHOLD = 10_000
 
 
