@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from engine import audit
 from engine.clock import get_clock, now
+from engine.db import unflushed
 from engine.errors import NotFound, ValidationFailed
 from engine.models.calendar import CalendarOverride
 from engine.models.org_units import OrgUnit
@@ -176,7 +177,10 @@ _OVERRIDE_ROWS = (
 def _override_rows(session: Session, org_paths: Iterable[str]) -> Sequence[Any]:
     """The global overrides and those of every unit on the way down to each of ``org_paths``."""
     ids = set().union(*(ancestor_ids(path) for path in org_paths))
-    return session.execute(_OVERRIDE_ROWS, {'ids': sorted(ids)}).all()
+    if any(unflushed(session, CalendarOverride)):
+        session.flush()
+    with session.no_autoflush:  # the command's task and job rows are not among these
+        return session.execute(_OVERRIDE_ROWS, {'ids': sorted(ids)}).all()
 
 
 def _overrides_of(org_path: str, rows: Iterable[Any]) -> dict[date, bool]:

@@ -25,7 +25,7 @@ from engine import audit, mail
 from engine.access import Scope, is_wide_path, not_minor_task_clause, sees_minors_from
 from engine.calendar import WorkCalendar, ancestor_ids, load_calendar
 from engine.clock import LOCAL_ZONE, get_clock, now
-from engine.db import sqlite_unindexed, starts_with
+from engine.db import sqlite_unindexed, starts_with, unflushed
 from engine.deadlines import reminder_times
 from engine.errors import AccessDenied, Conflict, NotFound, ValidationFailed
 from engine.jobs import register_handler
@@ -118,7 +118,8 @@ def cancel_task_jobs(session: Session, task: HumanTask) -> int:
 
     :return: how many were cancelled
     """
-    session.flush()  # a job of the task added or changed in this transaction is in the table before the UPDATE
+    if any(job.human_task_id == task.id for job in unflushed(session, Job)):
+        session.flush()  # in the table before the UPDATE
     result = session.execute(_CANCEL_TASK_JOBS, {'task_id': task.id, 'done': now()})
     # A job of the task this session holds reads its new status when next used (an expired one: anyway).
     for held in list(session.identity_map.values()):

@@ -33,6 +33,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine import audit, clocks, reminders
 from engine.access import Scope, refuse
 from engine.clock import LOCAL_ZONE, now
+from engine.db import unflushed
 from engine.definitions import latest_definition, process_bundle
 from engine.errors import (
     AccessDenied,
@@ -267,7 +268,11 @@ def _sync_human_tasks(session: Session, instance: ProcessInstance, workflow: Bpm
                       bundle: ProcessBundle, actor: User | None) -> list[HumanTask]:
     """Make the open human-task rows match the READY manual tasks; return the rows now open."""
     ready = {str(t.id): t for t in all_tasks(workflow) if t.state == TaskState.READY and t.task_spec.manual}
-    rows = session.scalars(_OPEN_ROWS, {'id': instance.id}).all()
+    if any(row.instance_id == instance.id and row.id is None for row in unflushed(session, HumanTask)):
+        session.flush()
+    # A row this command closed is still open in the table until the next flush; what it holds in memory wins.
+    with session.no_autoflush:
+        rows = [row for row in session.scalars(_OPEN_ROWS, {'id': instance.id}) if row.status == 'open']
     open_rows = []
     for row in rows:
         if row.spiff_task_id in ready:
@@ -348,7 +353,11 @@ def _sync_timer_jobs(session: Session, instance: ProcessInstance, workflow: Bpmn
         due = _timer_due(task, timer) if timer is not None else None
         if due is not None:
             wanted[f'timer:{instance.id}:{task.id}:{due.isoformat()}'] = (due, task)
-    existing = session.scalars(_PENDING_TIMERS, {'id': instance.id}).all()
+    if any(job.instance_id == instance.id and job.kind == 'timer' for job in unflushed(session, Job)):
+        session.flush()
+    with session.no_autoflush:  # the task rows and reminder jobs written so far wait for the save's flush
+        existing = session.scalars(_PENDING_TIMERS, {'id': instance.id}).all()
+        taken = set(session.scalars(sa.select(Job.key).where(Job.key.in_(list(wanted))))) if wanted else set()
     pending: list[datetime] = []
     for job in existing:
         if wanted.pop(job.key, None) is None:
@@ -357,7 +366,6 @@ def _sync_timer_jobs(session: Session, instance: ProcessInstance, workflow: Bpmn
             job.status, job.done_dt = ('done' if fired else 'cancelled'), now()
         else:
             pending.append(job.due_dt)
-    taken = set(session.scalars(sa.select(Job.key).where(Job.key.in_(list(wanted))))) if wanted else set()
     for key, (due, task) in wanted.items():
         if key not in taken:
             session.add(Job(kind='timer', key=key, instance_id=instance.id, due_dt=due, status='pending',

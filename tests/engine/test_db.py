@@ -9,7 +9,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from engine.clock import now
-from engine.db import create_db_engine
+from engine.db import create_db_engine, unflushed
+from engine.models.calendar import CalendarOverride
 from engine.models.org_units import OrgUnit
 
 
@@ -60,3 +61,20 @@ def test_an_autocommit_sqlite_engine_opens_no_transaction_for_a_savepoint(tmp_pa
             assert dbapi_connection is not None and not dbapi_connection.in_transaction
     finally:
         engine.dispose()
+
+
+def test_unflushed_names_the_added_changed_and_deleted_objects_of_one_model(session: Session) -> None:
+    for code in ('91', '92', '93'):
+        _add_unit(session, code)
+    kept, changed, deleted = (session.scalars(sa.select(OrgUnit).where(OrgUnit.code == code)).one()
+                              for code in ('91', '92', '93'))
+    assert list(unflushed(session, OrgUnit)) == []
+    changed.name = '改名'
+    session.delete(deleted)
+    added = OrgUnit(code='94', name='单位94', level='province', path='/94/', created_dt=now())
+    session.add(added)
+    session.add(CalendarOverride(day=now().date(), is_workday=True, org_unit_id=None, created_dt=now()))
+    assert {unit.code for unit in unflushed(session, OrgUnit)} == {'92', '93', '94'}
+    assert kept not in list(unflushed(session, OrgUnit))
+    session.flush()
+    assert list(unflushed(session, OrgUnit)) == []

@@ -71,6 +71,32 @@ def test_complete_moves_case_to_county_and_closes_on_approval(session: Session, 
     assert session.scalars(sa.select(ProcessInstance.status)).one() == 'completed'
 
 
+def test_a_completion_writes_its_rows_in_two_flushes(session: Session, demo_case: tuple[Case, list[HumanTask]],
+                                                    people: dict[str, User]) -> None:
+    # One for the task rows (the new task needs its id), one at the save: the reads in between (open rows,
+    # calendar overrides, pending timers, the jobs' UPDATE) need none of what is pending.
+    case, tasks = demo_case
+    flushed: list[list[str]] = []
+
+    def note(flushing: Session, *args: object) -> None:
+        flushed.append(sorted(type(held).__name__ for held in (*flushing.new, *flushing.dirty)))
+
+    sa.event.listen(session, 'before_flush', note)
+    try:
+        _, next_tasks = runtime.complete_task(session, tasks[0].id, REGISTER, actor=people['staff'],
+                                              scope=load_scope(session, people['staff']))
+    finally:
+        sa.event.remove(session, 'before_flush', note)
+    assert len(flushed) == 2
+    assert flushed[0] == ['HumanTask', 'HumanTask'] and {'Job', 'ProcessInstance'} == set(flushed[1])
+    session.commit()
+    assert [t.bpmn_id for t in next_tasks] == ['review']
+    stored = dict(session.execute(sa.select(HumanTask.bpmn_id, HumanTask.status)).tuples().all())
+    assert stored == {'register': 'completed', 'review': 'open'}
+    kinds = session.scalars(sa.select(AuditEvent.kind).where(AuditEvent.case_id == case.id)).all()
+    assert 'task.cancelled' not in kinds and kinds.count('task.created') == 2
+
+
 def test_rejection_loops_back_to_township(session: Session, demo_case: tuple[Case, list[HumanTask]],
                                           people: dict[str, User]) -> None:
     _, tasks = demo_case
