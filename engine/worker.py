@@ -31,12 +31,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import audit, runtime
 from engine.access import Scope, refuse, supervised_cases_clause
@@ -62,6 +64,9 @@ _MAX_ERROR_CHARS = 2000
 _LOCK_JOB = (sa.update(Job).where(Job.id == sa.bindparam('job_id'), Job.status == 'pending',
                                   Job.lock_owner == sa.bindparam('owner'))
              .values(lock_expires_dt=sa.bindparam('until')).returning(Job))
+_JOBS = cast(sa.Table, Job.__table__)
+_FINISH_JOB = (sa.update(_JOBS).where(_JOBS.c.id == sa.bindparam('job_id'))
+               .values(status=sa.bindparam('status'), done_dt=sa.bindparam('done'), lock_expires_dt=None))
 
 
 class JobPostponed(Exception):
@@ -319,10 +324,7 @@ class Worker:
                 _bury(session, job, now)
                 return 'dead'
             handler_for(job.kind)(session, job)
-            if job.status == 'pending':
-                job.status = 'done'
-            job.done_dt, job.lock_expires_dt = now, None
-            return job.status
+            return _finish(session, job, now)
 
     @staticmethod
     def _lock_instance_first(session: Session, claimed: ClaimedJob) -> None:
@@ -375,6 +377,22 @@ class Worker:
             job.due_dt = now + self.retry_delay(job.attempts)
             job.lock_owner = job.lock_expires_dt = None
         return 'retry'
+
+
+def _finish(session: Session, job: Job, now: datetime) -> str:
+    """Mark a job its handler ran ``done`` (or leave the status the handler gave it); return the status.
+
+    A job its handler left as it was loaded is written with one UPDATE, not an ORM flush of the job alone (which
+    cost a no-op job a quarter of its time); one the handler changed is written with those changes at commit.
+    """
+    status = 'done' if job.status == 'pending' else job.status
+    if sa.inspect(job).modified:
+        job.status, job.done_dt, job.lock_expires_dt = status, now, None
+        return status
+    session.execute(_FINISH_JOB, {'job_id': job.id, 'status': status, 'done': now})
+    for name, value in (('status', status), ('done_dt', now), ('lock_expires_dt', None)):
+        set_committed_value(job, name, value)
+    return status
 
 
 def _bury(session: Session, job: Job, now: datetime) -> None:

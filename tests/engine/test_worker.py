@@ -106,6 +106,47 @@ def test_run_once_runs_each_job_once_and_marks_it_done(session: Session, worker:
     assert (job.status, job.done_dt, job.lock_expires_dt, job.attempts) == ('done', clock.now(), None, 1)
 
 
+CHANGING_KIND = 'test_changing'
+
+
+def test_a_job_its_handler_left_alone_is_finished_without_an_orm_flush(session: Session, worker: Worker,
+                                                                       clock: FrozenClock) -> None:
+    keys = _add_jobs(session, 3, due=clock.now())
+    flushed: list[str] = []
+
+    def note(flushing: Session, *args: object) -> None:
+        flushed.extend(type(held).__name__ for held in (*flushing.new, *flushing.dirty))
+
+    sa.event.listen(Session, 'before_flush', note)
+    try:
+        assert worker.run_once() == 3
+    finally:
+        sa.event.remove(Session, 'before_flush', note)
+    assert 'Job' not in flushed
+    for key in keys:
+        job = _job(session, key)
+        assert (job.status, job.done_dt, job.lock_expires_dt) == ('done', clock.now(), None)
+
+
+def test_a_job_its_handler_changed_keeps_the_change_and_its_status(session: Session, worker: Worker,
+                                                                   clock: FrozenClock) -> None:
+    def change(handled: Session, job: Job) -> None:
+        job.payload = {**job.payload, 'seen': True}
+        if job.key.endswith('1'):
+            job.status = 'cancelled'
+
+    register_handler(CHANGING_KIND, change, replace=True)
+    try:
+        keys = _add_jobs(session, 2, due=clock.now(), kind=CHANGING_KIND, prefix='changing')
+        assert worker.run_once() == 2
+    finally:
+        unregister_handler(CHANGING_KIND)
+    done, cancelled = (_job(session, key) for key in keys)
+    assert (done.status, done.payload, done.done_dt, done.lock_expires_dt) == ('done', {'seen': True}, clock.now(),
+                                                                               None)
+    assert (cancelled.status, cancelled.payload, cancelled.done_dt) == ('cancelled', {'seen': True}, clock.now())
+
+
 def test_a_job_whose_lock_expired_is_taken_over(session: Session, session_factory: sessionmaker[Session],
                                                 worker: Worker, clock: FrozenClock) -> None:
     [key] = _add_jobs(session, 1, due=clock.now())
