@@ -177,9 +177,9 @@ _OVERRIDE_ROWS = (
 def _override_rows(session: Session, org_paths: Iterable[str]) -> Sequence[Any]:
     """The global overrides and those of every unit on the way down to each of ``org_paths``."""
     ids = set().union(*(ancestor_ids(path) for path in org_paths))
-    if any(unflushed(session, CalendarOverride)):
+    if any(unflushed(session, CalendarOverride)) or any(unflushed(session, OrgUnit)):
         session.flush()
-    with session.no_autoflush:  # the command's task and job rows are not among these
+    with session.no_autoflush:  # nothing else pending changes what this reads (a command's task and job rows)
         return session.execute(_OVERRIDE_ROWS, {'ids': sorted(ids)}).all()
 
 

@@ -269,7 +269,7 @@ def _sync_human_tasks(session: Session, instance: ProcessInstance, workflow: Bpm
     """Make the open human-task rows match the READY manual tasks; return the rows now open."""
     ready = {str(t.id): t for t in all_tasks(workflow) if t.state == TaskState.READY and t.task_spec.manual}
     if any(row.instance_id == instance.id and row.id is None for row in unflushed(session, HumanTask)):
-        session.flush()
+        session.flush()  # an open row added and not yet written would not be read
     # A row this command closed is still open in the table until the next flush; what it holds in memory wins.
     with session.no_autoflush:
         rows = [row for row in session.scalars(_OPEN_ROWS, {'id': instance.id}) if row.status == 'open']
