@@ -16,6 +16,7 @@ from engine import filters, runtime, tasks
 from engine.access import load_scope
 from engine.clock import FrozenClock
 from engine.definitions import deploy
+from engine.directory import add_membership, get_group
 from engine.errors import AccessDenied, Conflict, DeploymentRejected, NotFound, ValidationFailed
 from engine.models.audit import AuditEvent
 from engine.models.notifications import Notification
@@ -75,6 +76,23 @@ def test_views_hold_what_their_names_say(session: Session, start: Callable[..., 
     # The claimed task is no longer in staff2's group queue; nothing is completed yet.
     assert mine.id not in _ids(tasks.list_tasks(session, _scope(session, staff2), 'group'))
     assert _ids(tasks.list_tasks(session, scope, 'completed')) == []
+
+
+def test_a_views_grants_part_is_built_once_per_scope_and_a_new_grant_is_seen_at_once(
+        session: Session, start: Callable[..., HumanTask], org: Org, people: dict[str, User]) -> None:
+    outsider = people['outsider']
+    here, there = start('甲某'), start('乙某', unit=org.other_township)
+    before = _scope(session, outsider)
+    assert tasks.view_clause(before, 'all') is tasks.view_clause(_scope(session, outsider), 'all')
+    assert _ids(tasks.list_tasks(session, before, 'group')) == [there.id]
+    add_membership(session, outsider, get_group(session, 'township_staff'), org.township, actor=None)
+    session.commit()
+    after = _scope(session, outsider)
+    assert tasks.view_clause(after, 'all') is not tasks.view_clause(before, 'all')
+    assert set(_ids(tasks.list_tasks(session, after, 'group'))) == {here.id, there.id}
+    soon = len(tasks.list_tasks(session, after, 'due_soon').items)
+    assert tasks.count_views(session, after, ['all', 'due_soon']) == {'all': 2, 'due_soon': soon}
+    assert _ids(tasks.list_tasks(session, before, 'group')) == [there.id]  # the old grants, as they were
 
 
 def test_completed_view_lists_my_recent_completions_newest_first(
