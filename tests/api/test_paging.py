@@ -80,3 +80,17 @@ def test_history_pages_oldest_first(as_user: Callable[[str | None], Api], starte
     pages = _walk(staff, f'/cases/{case_id}/history', 2)
     assert [e['id'] for page in pages for e in page] == [e['id'] for e in everything]
     assert all(e['id'] < f['id'] for e, f in zip(everything, everything[1:], strict=False))
+
+
+@pytest.mark.parametrize('cursor', ['2147483648', '10324284097', '9' * 18, '1' * 5000, '-1', '1e3', '１２'])
+def test_a_cursor_that_is_no_id_we_could_serve_is_refused(as_user: Callable[[str | None], Api],
+                                                         started: list[dict[str, Any]], cursor: str) -> None:
+    # Beyond the id column's range PostgreSQL failed the comparison itself (a 500).
+    response = as_user('staff').get(f'/cases?cursor={cursor}')
+    assert response.status_code == 400
+    assert response.get_json()['fields'] == {'cursor': ['无法识别的分页游标。']}
+
+
+def test_the_largest_id_is_a_cursor(as_user: Callable[[str | None], Api], started: list[dict[str, Any]]) -> None:
+    body = as_user('staff').get('/cases?cursor=2147483647&limit=200').get_json()
+    assert sorted(c['id'] for c in body['items']) == sorted(c['id'] for c in started)

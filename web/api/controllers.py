@@ -71,8 +71,6 @@ IDEMPOTENCY_HEADER = 'Idempotency-Key'
 MSG_INVALID_BODY = '请求数据有误，请检查标出的字段。'
 MSG_LOGIN_FAILED = '用户名或密码错误，或账户已被暂时锁定。'
 MSG_UNAUTHENTICATED = '请先登录或提供有效的访问令牌。'
-#: a cursor longer than this cannot be an id we issued (and would overflow a bigint)
-MAX_CURSOR_DIGITS = 18
 SchemaT = TypeVar('SchemaT', bound=Schema)
 
 
@@ -168,7 +166,9 @@ def load_args(schema: type[Schema]) -> dict[str, Any]:
 def _cursor_id(cursor: str | None) -> int | None:
     if not cursor:
         return None
-    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= MAX_CURSOR_DIGITS):
+    # The cursor is the last id served: a larger number is none we issued (and overflows the id column).
+    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= len(str(schemas.MAX_RECORD_ID))
+            and int(cursor) <= schemas.MAX_RECORD_ID):
         raise ValidationFailed('分页参数无效', {'cursor': ['无法识别的分页游标。']})
     return int(cursor)
 
