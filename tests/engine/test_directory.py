@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from engine import directory
-from engine.access import load_scope
+from engine.access import Scope, load_scope
 from engine.clock import FrozenClock, now
 from engine.directory import (
     AccountPolicy,
@@ -41,6 +41,7 @@ from engine.directory import (
 from engine.errors import AccessDenied, Conflict, NotFound, ValidationFailed
 from engine.models.audit import AuditEvent
 from engine.models.users import Group, Membership, User
+from tests.conftest import executed_statements
 from tests.fixtures.directory import PASSWORD, Org
 
 
@@ -379,6 +380,25 @@ def test_a_security_admin_resets_someone_elses_second_factor(session: Session, p
         remove_totp(session, people['outsider'], actor=security)
     remove_totp(session, staff, actor=security)
     assert staff.totp_secret is None
+
+
+# -- login sessions ---------------------------------------------------------------------------------------
+
+def test_a_login_session_reads_its_user_and_grants_in_one_statement(session: Session, people: dict[str, User],
+                                                                     org: Org) -> None:
+    staff = people['staff']
+    staff_id, expected = staff.id, load_scope(session, staff).grants
+    session.expire_all()
+    with executed_statements(session) as statements:
+        holder = directory.session_holder(session, staff_id)
+    assert len(statements) == 1
+    assert holder is not None and holder[0] is staff and holder[1].user_id == staff.id
+    assert expected and sorted(holder[1].grants) == sorted(expected)
+    loner = create_user(session, 'loner', '无组用户', PASSWORD, org.township, actor=None, enforce_policy=False)
+    assert directory.session_holder(session, loner.id) == (loner, Scope(loner.id, ()))
+    loner.is_active = False
+    assert directory.session_holder(session, loner.id) is None
+    assert directory.session_holder(session, 2**31 - 1) is None
 
 
 # -- bearer tokens ----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from flask_login import LoginManager, current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine.access import Scope, load_scope
-from engine.directory import AccountPolicy, configure_accounts, token_holder
+from engine.directory import AccountPolicy, configure_accounts, session_holder, token_holder
 from engine.models.users import User
 from web.auth.util import MUST_ENROL, enforce_session_limits, init_login_limiter, limit_login_attempts, session_matches
 from web.core.database import db
@@ -24,9 +24,12 @@ login_manager.session_protection = 'strong'
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
-    user = db().get(User, int(user_id)) if user_id.isdigit() else None
+    holder = session_holder(db(), int(user_id)) if user_id.isdigit() else None
     # A session started before the user's last logout or password change is void, wherever its cookie is.
-    return user if user is not None and user.is_active and session_matches(user) else None
+    if holder is None or not session_matches(holder[0]):
+        return None
+    user, g.scope = holder
+    return user
 
 
 @login_manager.request_loader
