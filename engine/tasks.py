@@ -455,7 +455,9 @@ def _cursor_value(key: SortKey, value: Any) -> Any:
         return None
     if isinstance(key.column.type, UTCDateTime):
         return datetime.fromisoformat(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    # Every integer sort key (id, priority) is an INTEGER column: a larger number is no row's, and PostgreSQL
+    # would fail the comparison itself.
+    if isinstance(value, bool) or not isinstance(value, int) or not -2**31 <= value < 2**31:
         raise ValueError(value)
     return value
 

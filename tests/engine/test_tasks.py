@@ -3,6 +3,7 @@ bulk actions, saved filters and task urgency, through the real engine and databa
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -230,6 +231,13 @@ def test_cursor_of_another_sort_or_mangled_is_refused(session: Session, start: C
         tasks.list_tasks(session, scope, 'all', sort='created', cursor=cursor)
     with pytest.raises(ValidationFailed):
         tasks.list_tasks(session, scope, 'all', cursor='not-a-cursor')
+    # A forged cursor whose id or priority no INTEGER column holds (PostgreSQL failed the comparison: a 500).
+    for forged in (['created', '2025-10-01T00:00:00+00:00', 2**31], ['priority', -2**31 - 1, None, 1]):
+        raw = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
+        with pytest.raises(ValidationFailed):
+            tasks.list_tasks(session, scope, 'all', sort=forged[0], cursor=raw)
+    largest = base64.urlsafe_b64encode(json.dumps(['created', '2999-01-01T00:00:00+00:00', 2**31 - 1]).encode())
+    assert len(tasks.list_tasks(session, scope, 'all', sort='created', cursor=largest.decode()).items) == 3
 
 
 def test_counts_stop_at_the_cap(session: Session, start: Callable[..., HumanTask], people: dict[str, User]) -> None:
