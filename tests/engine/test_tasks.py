@@ -96,6 +96,23 @@ def test_a_views_grants_part_is_built_once_per_scope_and_a_new_grant_is_seen_at_
     assert _ids(tasks.list_tasks(session, before, 'group')) == [there.id]  # the old grants, as they were
 
 
+def test_a_kept_views_statements_read_the_time_when_they_run(session: Session, start: Callable[..., HumanTask],
+                                                             clock: FrozenClock, people: dict[str, User]) -> None:
+    task = start('甲某')
+    session.execute(sa.update(HumanTask).where(HumanTask.id == task.id).values(due_dt=clock.now() + timedelta(days=5)))
+    session.commit()
+    scope = _scope(session, people['staff'])
+    views = ['due_soon', 'overdue']
+    assert tasks.count_views(session, scope, views) == {'due_soon': 0, 'overdue': 0}
+    clock.advance(timedelta(days=3))
+    assert tasks.count_views(session, scope, views) == {'due_soon': 1, 'overdue': 0}
+    assert _ids(tasks.list_tasks(session, scope, 'due_soon')) == [task.id]
+    clock.advance(timedelta(days=3))
+    assert tasks.count_views(session, scope, views) == {'due_soon': 0, 'overdue': 1}
+    assert _ids(tasks.list_tasks(session, scope, 'overdue')) == [task.id]
+    assert _ids(tasks.list_tasks(session, scope, 'due_soon')) == []
+
+
 def test_completed_view_lists_my_recent_completions_newest_first(
         session: Session, start: Callable[..., HumanTask], clock: FrozenClock, people: dict[str, User]) -> None:
     staff = people['staff']
