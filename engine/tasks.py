@@ -402,8 +402,8 @@ def _view_clause(scope: Scope, view: str, pinpoint: bool) -> sa.ColumnElement[bo
 
     A scope is the user and their grants, read anew for every request, so a changed grant is another key; the
     time is a parameter read when the statement runs. Each of the seven tabs and the list built its clause and
-    statement again: a township officer's to-do page took 54.8M instructions with that and 35.7M without
-    (SQLite, 100,000 tasks). A user's views, counts and first pages hold some 60 KB.
+    statement again: some 17M of the 55M instructions of a township officer's to-do page (SQLite, 100,000
+    tasks). A user's views, counts and first pages hold some 60 KB.
     """
     if view == 'completed':
         return sa.and_(HumanTask.status == 'completed', HumanTask.completed_by_id == scope.user_id,
