@@ -357,7 +357,6 @@ def _sync_timer_jobs(session: Session, instance: ProcessInstance, workflow: Bpmn
         session.flush()
     with session.no_autoflush:  # the task rows and reminder jobs written so far wait for the save's flush
         existing = session.scalars(_PENDING_TIMERS, {'id': instance.id}).all()
-        taken = set(session.scalars(sa.select(Job.key).where(Job.key.in_(list(wanted))))) if wanted else set()
     pending: list[datetime] = []
     for job in existing:
         if wanted.pop(job.key, None) is None:
@@ -366,6 +365,8 @@ def _sync_timer_jobs(session: Session, instance: ProcessInstance, workflow: Bpmn
             job.status, job.done_dt = ('done' if fired else 'cancelled'), now()
         else:
             pending.append(job.due_dt)
+    with session.no_autoflush:  # nor do the jobs just settled: a key is taken whatever its job's status
+        taken = set(session.scalars(sa.select(Job.key).where(Job.key.in_(list(wanted))))) if wanted else set()
     for key, (due, task) in wanted.items():
         if key not in taken:
             session.add(Job(kind='timer', key=key, instance_id=instance.id, due_dt=due, status='pending',
