@@ -6,9 +6,10 @@ import hashlib
 import hmac
 import secrets
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pyotp
 import sqlalchemy as sa
@@ -442,14 +443,25 @@ def issue_token(session: Session, user: User) -> str:
     return token
 
 
+def _with_grants(query: sa.Select[Any]) -> sa.Select[Any]:
+    """``query`` (of a user) joined to the user's memberships, their groups and units: one row per grant."""
+    return (query.outerjoin(Membership, Membership.user_id == User.id)
+            .outerjoin(Group, Group.id == Membership.group_id)
+            .outerjoin(OrgUnit, OrgUnit.id == Membership.org_unit_id))
+
+
+def _holder_scope(user_id: int, rows: Sequence[sa.Row[Any]]) -> Scope:
+    """The grants of rows whose last two columns are a group code and a unit path (none for no membership)."""
+    return Scope(user_id, tuple((row[-2], row[-1]) for row in rows if row[-2] is not None))
+
+
 #: a token's user and their grants; built once: every API request runs it first, and building the statement
 #: and its cache key each time cost as much as running it
-_TOKEN_HOLDER = (sa.select(User, ApiToken.expires_dt, Group.code, OrgUnit.path)
-                 .join(ApiToken, ApiToken.user_id == User.id)
-                 .outerjoin(Membership, Membership.user_id == User.id)
-                 .outerjoin(Group, Group.id == Membership.group_id)
-                 .outerjoin(OrgUnit, OrgUnit.id == Membership.org_unit_id)
-                 .where(ApiToken.token_hash == sa.bindparam('digest')))
+_TOKEN_HOLDER = _with_grants(sa.select(User, ApiToken.expires_dt, Group.code, OrgUnit.path)
+                             .join(ApiToken, ApiToken.user_id == User.id)).where(
+    ApiToken.token_hash == sa.bindparam('digest'))
+#: a browser session's user and their grants, as ``_TOKEN_HOLDER`` for a token: every page runs it first
+_SESSION_HOLDER = _with_grants(sa.select(User, Group.code, OrgUnit.path)).where(User.id == sa.bindparam('user_id'))
 
 
 def token_holder(session: Session, token: str) -> tuple[User, Scope] | None:
@@ -463,15 +475,7 @@ def token_holder(session: Session, token: str) -> tuple[User, Scope] | None:
     user, expires_dt = rows[0][0], rows[0][1]
     if expires_dt <= now() or not user.is_active:
         return None
-    return user, Scope(user.id, tuple((code, path) for _, _, code, path in rows if code is not None))
-
-
-#: a browser session's user and their grants, as ``_TOKEN_HOLDER`` for a token: every page runs it first
-_SESSION_HOLDER = (sa.select(User, Group.code, OrgUnit.path)
-                   .outerjoin(Membership, Membership.user_id == User.id)
-                   .outerjoin(Group, Group.id == Membership.group_id)
-                   .outerjoin(OrgUnit, OrgUnit.id == Membership.org_unit_id)
-                   .where(User.id == sa.bindparam('user_id')))
+    return user, _holder_scope(user.id, rows)
 
 
 def session_holder(session: Session, user_id: int) -> tuple[User, Scope] | None:
@@ -479,7 +483,7 @@ def session_holder(session: Session, user_id: int) -> tuple[User, Scope] | None:
     rows = session.execute(_SESSION_HOLDER, {'user_id': user_id}).all()
     if not rows or not rows[0][0].is_active:
         return None
-    return rows[0][0], Scope(user_id, tuple((code, path) for _, code, path in rows if code is not None))
+    return rows[0][0], _holder_scope(user_id, rows)
 
 
 # -- 三员: who administers whom ----------------------------------------------------------------------------------
